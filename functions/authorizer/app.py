@@ -1,0 +1,15 @@
+"""The API's Lambda TOKEN authorizer: admits valid, unrevoked access tokens."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from carekey.flows.sessions import authorize
+from carekey.observability import logger, tracer
+
+
+@logger.inject_lambda_context(log_event=False)
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    # Raising "Unauthorized" is how a TOKEN authorizer makes API Gateway answer 401.
+    return authorize(event.get("authorizationToken", ""), event.get("methodArn", ""))

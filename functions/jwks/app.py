@@ -1,0 +1,6 @@
+"""GET /.well-known/jwks.json : the public keys that verify access tokens."""
+
+from carekey.api import Route, handler
+from carekey.flows.discovery import jwks
+
+lambda_handler = handler(GET=Route(jwks))

@@ -1,0 +1,214 @@
+"""HTTP edge of every function: API Gateway REST proxy event in, proxy response out.
+
+This is the one module that knows about HTTP.  It caps and parses the body,
+validates it into a typed request model, reads the caller's identity from the
+authorizer context, calls the flow, and maps every domain error to its status
+and documented JSON body.  Nothing a client sends can produce a 5xx here: bad
+input ends as a 4xx before any flow runs.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable, Generic, TypeVar
+
+from aws_lambda_powertools.logging import correlation_paths
+from pydantic import BaseModel, ValidationError
+
+from carekey import errors
+from carekey.config import settings
+from carekey.observability import logger, metrics, tracer
+
+M = TypeVar("M", bound=BaseModel)
+
+SECURITY_HEADERS = {
+    "Content-Type": "application/json",
+    "Cache-Control": "no-store",
+    "Pragma": "no-cache",
+    "Strict-Transport-Security": "max-age=63072000; includeSubDomains",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+@dataclass(frozen=True)
+class Client:
+    """Who is calling, as far as the audit trail and rate limits care."""
+
+    ip: str = "unknown"
+    user_agent: str = ""
+    request_id: str = ""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller, as the authorizer vouched for them."""
+
+    user_id: str
+    session_id: str
+
+
+@dataclass
+class Call(Generic[M]):
+    body: M
+    client: Client
+    principal: Principal | None = None
+    base_url: str = ""
+
+
+@dataclass
+class Reply:
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def respond(status: int, body: Any, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "statusCode": status,
+        "headers": {**SECURITY_HEADERS, **(headers or {})},
+        "body": json.dumps(body, separators=(",", ":")),
+        "isBase64Encoded": False,
+    }
+
+
+class _NoBody(BaseModel):
+    pass
+
+
+def _header(event: dict[str, Any], name: str) -> str:
+    for key, value in (event.get("headers") or {}).items():
+        if key.lower() == name.lower() and isinstance(value, str):
+            return value
+    return ""
+
+
+def client_of(event: dict[str, Any]) -> Client:
+    ctx = event.get("requestContext") or {}
+    identity = ctx.get("identity") or {}
+    return Client(
+        ip=str(identity.get("sourceIp") or "unknown")[:64],
+        user_agent=str(identity.get("userAgent") or _header(event, "User-Agent"))[:512],
+        request_id=str(ctx.get("requestId") or "")[:128],
+    )
+
+
+def base_url_of(event: dict[str, Any]) -> str:
+    host = _header(event, "Host")
+    if not host:
+        return ""
+    proto = _header(event, "X-Forwarded-Proto") or "https"
+    stage = (event.get("requestContext") or {}).get("stage") or ""
+    # API Gateway's default domain carries the stage in the path; a custom domain does not.
+    prefix = f"/{stage}" if stage and host.endswith(".amazonaws.com") else ""
+    return f"{proto}://{host}{prefix}"
+
+
+def _principal_of(event: dict[str, Any]) -> Principal | None:
+    auth = (event.get("requestContext") or {}).get("authorizer") or {}
+    user_id, session_id = auth.get("user_id"), auth.get("session_id")
+    if isinstance(user_id, str) and user_id and isinstance(session_id, str) and session_id:
+        return Principal(user_id=user_id, session_id=session_id)
+    return None
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def read_json_body(event: dict[str, Any]) -> dict[str, Any]:
+    raw = event.get("body")
+    if raw is None or raw == "":
+        return {}
+    if not isinstance(raw, str):
+        raise errors.MalformedRequest("The request body must be JSON text.")
+    if event.get("isBase64Encoded"):
+        try:
+            data = base64.b64decode(raw, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise errors.MalformedRequest("The request body is not valid base64.") from exc
+    else:
+        data = raw.encode("utf-8", "surrogatepass")
+    if len(data) > settings().max_body_bytes:
+        raise errors.PayloadTooLarge(f"The request body must be at most {settings().max_body_bytes} bytes.")
+    try:
+        parsed = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise errors.MalformedRequest("The request body is not valid JSON.") from exc
+    if not isinstance(parsed, dict):
+        raise errors.MalformedRequest("The request body must be a JSON object.")
+    return parsed
+
+
+_TYPE_MESSAGES = {
+    "missing": "This field is required.",
+    "string_type": "Not a valid string.",
+    "bool_type": "Must be true or false.",
+    "literal_error": "Not a valid choice.",
+    "string_too_long": "Ensure this field has no more characters than allowed.",
+    "string_pattern_mismatch": "Enter a valid value.",
+}
+
+
+def field_errors(exc: ValidationError) -> errors.FieldErrors:
+    out: dict[str, list[str]] = {}
+    for err in exc.errors(include_input=False, include_url=False):
+        name = str(err["loc"][0]) if err["loc"] else "non_field_errors"
+        message = _TYPE_MESSAGES.get(err["type"]) or str(err["msg"]).removeprefix("Value error, ")
+        if err["type"] == "literal_error":
+            message = f"Not a valid choice: expected {err['ctx']['expected']}."
+        out.setdefault(name, []).append(message)
+    return errors.FieldErrors(out)
+
+
+def parse(model: type[M], event: dict[str, Any]) -> M:
+    data = read_json_body(event)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise field_errors(exc) from None
+
+
+Flow = Callable[[Call[Any]], Reply]
+
+
+@dataclass(frozen=True)
+class Route:
+    flow: Flow
+    model: type[BaseModel] = _NoBody
+    protected: bool = False
+
+
+def dispatch(routes: dict[str, Route], event: dict[str, Any]) -> dict[str, Any]:
+    try:
+        route = routes.get(str(event.get("httpMethod", "")).upper())
+        if route is None:
+            raise errors.MethodNotAllowed()
+        principal = _principal_of(event)
+        if route.protected and principal is None:
+            raise errors.Unauthorized()
+        body = parse(route.model, event) if route.model is not _NoBody else _NoBody()
+        call = Call(body=body, client=client_of(event), principal=principal, base_url=base_url_of(event))
+        reply = route.flow(call)
+        return respond(reply.status, reply.body, reply.headers)
+    except errors.ServiceError as exc:
+        logger.info("request refused", extra={"refusal": type(exc).__name__, "status": exc.status})
+        return respond(exc.status, exc.body(), exc.headers)
+    except Exception:  # the last line of defence: log the type and traceback, never the input
+        logger.exception("unhandled error")
+        return respond(500, {"error": "Internal server error", "message": "Something went wrong on our side."})
+
+
+def handler(**routes: Route) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """Build a Lambda handler serving the given HTTP methods (GET=Route(...), POST=...)."""
+
+    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)
+    @metrics.log_metrics(capture_cold_start_metric=True)
+    @tracer.capture_lambda_handler(capture_response=False)
+    def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return dispatch(routes, event)
+
+    return lambda_handler

@@ -1,0 +1,76 @@
+"""Typed configuration, read from the environment once per container.
+
+Every tunable of the service lives here with its default; `template.yaml`
+passes the deployed values through Parameters, and `make dev` passes
+overrides from the shell.  A wrong value fails the cold start loudly instead
+of producing a half-configured function.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    service_name: str = Field("CareKey", alias="SERVICE_NAME")
+    stage: str = Field("dev", alias="STAGE")
+
+    users_table: str = Field("carekey-users", alias="USERS_TABLE")
+    otp_table: str = Field("carekey-otps", alias="OTP_TABLE")
+    sessions_table: str = Field("carekey-sessions", alias="SESSIONS_TABLE")
+    limits_table: str = Field("carekey-limits", alias="LIMITS_TABLE")
+    audit_table: str = Field("carekey-audit", alias="AUDIT_TABLE")
+
+    signing_secret_id: str = Field("carekey/signing-key", alias="SIGNING_SECRET_ID")
+    pepper_secret_id: str = Field("carekey/pepper", alias="PEPPER_SECRET_ID")
+    key_cache_seconds: int = Field(300, ge=0, alias="KEY_CACHE_SECONDS")
+
+    from_address: str = Field("no-reply@example.com", alias="FROM_ADDRESS")
+    portal_url: str = Field("https://portal.example.com", alias="PORTAL_URL")
+    ses_configuration_set: str = Field("", alias="SES_CONFIGURATION_SET")
+
+    token_issuer: str = Field("carekey", alias="TOKEN_ISSUER")
+    token_audience: str = Field("carekey-api", alias="TOKEN_AUDIENCE")
+    access_token_minutes: int = Field(5, ge=1, le=60, alias="ACCESS_TOKEN_MINUTES")
+    refresh_token_hours: int = Field(24, ge=1, le=24 * 30, alias="REFRESH_TOKEN_HOURS")
+    session_idle_minutes: int = Field(30, ge=1, alias="SESSION_IDLE_MINUTES")
+    session_max_hours: int = Field(12, ge=1, alias="SESSION_MAX_HOURS")
+
+    bcrypt_cost: int = Field(12, ge=4, le=16, alias="BCRYPT_COST")
+    password_min_length: int = Field(8, ge=8, le=64, alias="PASSWORD_MIN_LENGTH")
+    password_max_length: int = Field(256, ge=64, le=4096, alias="PASSWORD_MAX_LENGTH")
+
+    otp_ttl_minutes: int = Field(10, ge=1, le=60, alias="OTP_TTL_MINUTES")
+    otp_max_attempts: int = Field(5, ge=1, le=20, alias="OTP_MAX_ATTEMPTS")
+    otp_resend_cooldown_seconds: int = Field(60, ge=0, alias="OTP_RESEND_COOLDOWN_SECONDS")
+    otp_sends_per_hour: int = Field(5, ge=1, alias="OTP_SENDS_PER_HOUR")
+
+    login_lockout_threshold: int = Field(5, ge=1, alias="LOGIN_LOCKOUT_THRESHOLD")
+    login_lockout_base_seconds: int = Field(30, ge=1, alias="LOGIN_LOCKOUT_BASE_SECONDS")
+    login_lockout_max_seconds: int = Field(900, ge=1, alias="LOGIN_LOCKOUT_MAX_SECONDS")
+    login_failures_per_hour: int = Field(100, ge=1, alias="LOGIN_FAILURES_PER_HOUR")
+    ip_failures_per_hour: int = Field(100, ge=1, alias="IP_FAILURES_PER_HOUR")
+    ip_registrations_per_hour: int = Field(20, ge=1, alias="IP_REGISTRATIONS_PER_HOUR")
+
+    max_body_bytes: int = Field(16 * 1024, ge=1024, alias="MAX_BODY_BYTES")
+    audit_retention_days: int = Field(2192, ge=2192, alias="AUDIT_RETENTION_DAYS")
+
+    @property
+    def otp_ttl_seconds(self) -> int:
+        return self.otp_ttl_minutes * 60
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    return Settings.model_validate(dict(os.environ))
+
+
+def reload_settings() -> Settings:
+    """Forget the cached settings (tests and the local API change the environment)."""
+    settings.cache_clear()
+    return settings()

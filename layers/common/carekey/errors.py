@@ -1,0 +1,101 @@
+"""Domain errors.  Flows raise these; `carekey.api` is the one place that turns
+them into HTTP responses, so every status code and error body is decided here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ServiceError(Exception):
+    status = 400
+    error = "Bad request"
+    message = "The request could not be processed."
+
+    def __init__(self, message: str | None = None, **extra: Any) -> None:
+        super().__init__(message or self.message)
+        if message:
+            self.message = message
+        self.extra = extra
+        self.headers: dict[str, str] = {}
+
+    def body(self) -> dict[str, Any]:
+        return {"error": self.error, "message": self.message, **self.extra}
+
+
+class FieldErrors(ServiceError):
+    """Validation errors in the legacy shape: {"field": ["message", ...]}."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__("Invalid input.")
+        self.errors = errors
+
+    def body(self) -> dict[str, Any]:
+        return dict(self.errors)
+
+
+class MalformedRequest(ServiceError):
+    error = "Malformed request"
+
+
+class PayloadTooLarge(ServiceError):
+    status = 413
+    error = "Payload too large"
+    message = "The request body is larger than this service accepts."
+
+
+class InvalidOtp(ServiceError):
+    error = "Invalid or expired OTP"
+    message = "The code is wrong, expired or already used."
+
+
+class InvalidCredentials(ServiceError):
+    status = 401
+    error = "Invalid credentials"
+    message = "The email or password is incorrect."
+
+
+class EmailNotVerified(ServiceError):
+    status = 403
+    error = "Email not verified"
+    message = "Please verify your email address before logging in."
+
+
+class AccountDeactivated(ServiceError):
+    status = 403
+    error = "Account deactivated"
+    message = "Your account has been deactivated. Please contact support."
+
+
+class InvalidToken(ServiceError):
+    status = 401
+    error = "Invalid token"
+    message = "The token is invalid, expired or revoked."
+
+
+class Unauthorized(ServiceError):
+    status = 401
+    error = "Unauthorized"
+    message = "A valid access token is required."
+
+
+class RateLimited(ServiceError):
+    status = 429
+    error = "Too many requests"
+    message = "Too many attempts. Please wait before trying again."
+
+    def __init__(self, retry_after: int, message: str | None = None) -> None:
+        super().__init__(message, retry_after=max(1, int(retry_after)))
+        self.headers = {"Retry-After": str(max(1, int(retry_after)))}
+
+
+class NotFound(ServiceError):
+    status = 404
+    error = "Not found"
+    message = "There is nothing at this path."
+
+
+class MethodNotAllowed(ServiceError):
+    status = 405
+    error = "Method not allowed"
+    message = "This path does not accept that method."

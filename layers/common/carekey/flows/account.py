@@ -1,0 +1,74 @@
+"""The signed-in user's own account: profile and password change."""
+
+from __future__ import annotations
+
+import uuid
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from carekey import audit, errors, limits, mailer, otp, passwords, store, tokens
+from carekey.api import Call, Reply
+from carekey.config import settings
+from carekey.observability import metrics
+from carekey.schemas import ChangePasswordRequest, ProfileUpdateRequest
+
+
+def _me(call: Call) -> store.UserItem:
+    assert call.principal is not None
+    user = store.user_by_id(call.principal.user_id)
+    if user is None or not user.is_active:
+        raise errors.Unauthorized()
+    return user
+
+
+def get_profile(call: Call) -> Reply:
+    return Reply(200, _me(call).public())
+
+
+def update_profile(call: Call[ProfileUpdateRequest]) -> Reply:
+    assert call.principal is not None
+    changes = {name: getattr(call.body, name) for name in call.body.model_fields_set}
+    user = store.update_profile(call.principal.user_id, changes)
+    if user is None:
+        raise errors.Unauthorized()
+    if changes:
+        audit.record("profile.update", "success", call.client, user_id=call.principal.user_id, detail={"fields": ",".join(sorted(changes))})
+    return Reply(200, user.public())
+
+
+def change_password(call: Call[ChangePasswordRequest]) -> Reply:
+    body, cfg = call.body, settings()
+    assert call.principal is not None
+    user = _me(call)
+    problems: dict[str, list[str]] = {}
+    if body.new_password != body.confirm_password:
+        problems["confirm_password"] = ["Password fields didn't match."]
+    refused = passwords.policy_errors(body.new_password, user.email, user.first_name, user.last_name)
+    if refused:
+        problems["new_password"] = refused
+    if problems:
+        raise errors.FieldErrors(problems)
+
+    # The current password is guarded like a login: a stolen access token cannot brute-force it.
+    try:
+        gate = limits.login_gate(user.email)
+    except errors.InvalidCredentials:
+        raise errors.FieldErrors({"current_password": ["The current password is incorrect."]}) from None
+    if not passwords.verify_password(body.current_password, user.password_hash):
+        limits.login_failed(user.email, call.client)
+        audit.record("password_change", "failure", call.client, user_id=user.user_id)
+        raise errors.FieldErrors({"current_password": ["The current password is incorrect."]})
+    limits.login_succeeded(gate)
+    version = store.change_password(user, passwords.hash_password(body.new_password))
+    if version is None:
+        raise errors.FieldErrors({"current_password": ["The password changed meanwhile; sign in again."]})
+
+    # Every other session ends (token version bumped); this one carries on with fresh tokens.
+    new_jti = uuid.uuid4().hex
+    store.renew_session(call.principal.session_id, new_jti)
+    access, _ = tokens.issue(tokens.ACCESS, user.user_id, call.principal.session_id, version)
+    refresh, _ = tokens.issue(tokens.REFRESH, user.user_id, call.principal.session_id, version, jti=new_jti)
+    mailer.send(mailer.password_changed_notice(user.email))
+    audit.record("password_change", "success", call.client, user_id=user.user_id, email_hash=otp.email_key(user.email))
+    metrics.add_metric(name="PasswordChanges", unit=MetricUnit.Count, value=1)
+    return Reply(200, {"message": "Password changed. Other sessions have been signed out.", "success": True, "access": access, "refresh": refresh})

@@ -1,0 +1,115 @@
+"""Forgot password -> verify the reset code -> set a new password."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from carekey import audit, errors, limits, mailer, otp, passwords, store
+from carekey.api import Call, Reply
+from carekey.config import settings
+from carekey.flows.codes import issue_code
+from carekey.observability import metrics
+from carekey.schemas import EmailOnlyRequest, ResetPasswordRequest, VerifyResetOtpRequest
+
+
+def _request_code(call: Call[EmailOnlyRequest], event: str) -> bool:
+    """Send a reset code if the email belongs to a verified, active account.
+    Rate limits apply to every address alike, so they reveal nothing."""
+    email = call.body.email
+    limits.claim_email_send(email)
+    user = store.user_by_email(email)
+    eligible = user is not None and user.is_verified and user.is_active
+    if eligible:
+        assert user is not None
+        issue_code(user, otp.PASSWORD_RESET)
+    audit.record(
+        event,
+        "sent" if eligible else "not_applicable",
+        call.client,
+        user_id=user.user_id if user else None,
+        email_hash=otp.email_key(email),
+    )
+    return eligible
+
+
+def forgot_password(call: Call[EmailOnlyRequest]) -> Reply:
+    _request_code(call, "password_reset.requested")
+    return Reply(
+        200,
+        {
+            "message": "If this email has an account, a password reset code has been sent to it.",
+            "otp_sent": True,
+            "otp_expires_in": settings().otp_ttl_minutes,
+            "email": call.body.email,
+        },
+    )
+
+
+def resend_reset_code(call: Call[EmailOnlyRequest]) -> Reply:
+    _request_code(call, "password_reset.resent")
+    return Reply(
+        200,
+        {
+            "message": "If this email has an account, a new password reset code has been sent to it.",
+            "otp_sent": True,
+            "otp_expires_in": settings().otp_ttl_minutes,
+        },
+    )
+
+
+def _checked_code(call: Call, email: str, code: str) -> store.OtpRecord:
+    """Spend one try on the reset code and check it; InvalidOtp if it does not hold."""
+    cfg = settings()
+    limits.ip_guard(call.client)
+    attempt = store.reserve_otp_try(otp.item_key(otp.PASSWORD_RESET, email))
+    if (
+        attempt is None
+        or attempt.attempts > cfg.otp_max_attempts
+        or attempt.expires_at <= store.now()
+        or not otp.well_formed(code)
+        or not otp.matches(otp.PASSWORD_RESET, attempt.user_id, code, attempt.code_hash)
+    ):
+        limits.ip_failed(call.client)
+        audit.record("password_reset.code_check", "failure", call.client, email_hash=otp.email_key(email))
+        metrics.add_metric(name="OtpFailures", unit=MetricUnit.Count, value=1)
+        raise errors.InvalidOtp()
+    return attempt
+
+
+def verify_reset_code(call: Call[VerifyResetOtpRequest]) -> Reply:
+    body = call.body
+    attempt = _checked_code(call, body.email, body.otp)
+    audit.record("password_reset.code_check", "success", call.client, user_id=attempt.user_id, email_hash=otp.email_key(body.email))
+    return Reply(200, {"message": "OTP verified successfully", "verified": True, "email": body.email})
+
+
+def reset_password(call: Call[ResetPasswordRequest]) -> Reply:
+    body, cfg = call.body, settings()
+    problems: dict[str, list[str]] = {}
+    if body.new_password != body.confirm_password:
+        problems["confirm_password"] = ["Password fields didn't match."]
+    refused = passwords.policy_errors(body.new_password, body.email)
+    if refused:
+        problems["new_password"] = refused
+    if problems:
+        raise errors.FieldErrors(problems)
+
+    attempt = _checked_code(call, body.email, body.otp)
+    user = store.user_by_id(attempt.user_id)
+    if user is None or not user.is_active:
+        raise errors.InvalidOtp()
+    refused = passwords.policy_errors(body.new_password, user.email, user.first_name, user.last_name)
+    if refused:
+        raise errors.FieldErrors({"new_password": refused})
+    if not store.reset_password(
+        otp.item_key(otp.PASSWORD_RESET, body.email),
+        attempt.code_hash,
+        cfg.otp_max_attempts,
+        attempt.user_id,
+        passwords.hash_password(body.new_password),
+    ):
+        raise errors.InvalidOtp()  # used up by a concurrent request, expired, or out of tries
+    mailer.send(mailer.password_changed_notice(user.email))
+    audit.record("password_reset.done", "success", call.client, user_id=user.user_id, email_hash=otp.email_key(user.email))
+    metrics.add_metric(name="PasswordResets", unit=MetricUnit.Count, value=1)
+    return Reply(200, {"message": "Password reset successfully", "success": True})

@@ -1,0 +1,120 @@
+"""Email through Amazon SES (v2 API): a text and an HTML body for each message.
+
+Messages carry the code, the portal link and nothing about the person: no
+name, no health information.  A send failure is reported to the caller (which
+tells the client) and logged by its error code only.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from carekey.aws import client
+from carekey.config import settings
+from carekey.observability import logger, metrics
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+
+@dataclass(frozen=True)
+class Email:
+    to: str
+    subject: str
+    text: str
+    html: str
+
+
+def _page(title: str, paragraphs: list[str], code: str | None = None) -> str:
+    body = "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs)
+    code_html = (
+        f'<p style="font-size:28px;font-weight:bold;letter-spacing:6px;font-family:monospace">{html.escape(code)}</p>'
+        if code
+        else ""
+    )
+    portal = html.escape(settings().portal_url, quote=True)
+    return (
+        "<!doctype html><html><body style=\"font-family:sans-serif;color:#222\">"
+        f"<h2>{html.escape(title)}</h2>{code_html}{body}"
+        f'<p><a href="{portal}">{portal}</a></p>'
+        "</body></html>"
+    )
+
+
+def _code_email(to: str, code: str, action: str, subject: str) -> Email:
+    cfg = settings()
+    minutes = cfg.otp_ttl_minutes
+    lines = [
+        f"Your {cfg.service_name} code to {action} is: {code}",
+        f"It expires in {minutes} minutes and can be used once.",
+        "If you did not ask for it, ignore this email; nothing changes without the code.",
+        "Never share this code. We will never ask you for it.",
+    ]
+    return Email(
+        to=to,
+        subject=subject,
+        text="\n\n".join(lines + [cfg.portal_url]) + "\n",
+        html=_page(subject, lines[1:], code=code),
+    )
+
+
+def verification_code(to: str, code: str) -> Email:
+    return _code_email(to, code, "verify your email", f"Your {settings().service_name} verification code")
+
+
+def reset_code(to: str, code: str) -> Email:
+    return _code_email(to, code, "reset your password", f"Your {settings().service_name} password reset code")
+
+
+def account_exists_notice(to: str) -> Email:
+    cfg = settings()
+    subject = f"Someone tried to register with your {cfg.service_name} email"
+    lines = [
+        "Someone tried to create an account with this email address, which already has one.",
+        "If it was you, sign in, or reset your password if you forgot it.",
+        "If it was not you, you need do nothing: your account is unchanged.",
+    ]
+    return Email(to=to, subject=subject, text="\n\n".join(lines + [cfg.portal_url]) + "\n", html=_page(subject, lines))
+
+
+def password_changed_notice(to: str) -> Email:
+    cfg = settings()
+    subject = f"Your {cfg.service_name} password was changed"
+    lines = [
+        "The password of your account was just changed, and every device was signed out.",
+        "If you did this, you need do nothing.",
+        "If you did not, reset your password now and contact support.",
+    ]
+    return Email(to=to, subject=subject, text="\n\n".join(lines + [cfg.portal_url]) + "\n", html=_page(subject, lines))
+
+
+def send(email: Email) -> bool:
+    cfg = settings()
+    kwargs = {
+        "FromEmailAddress": cfg.from_address,
+        "Destination": {"ToAddresses": [email.to]},
+        "Content": {
+            "Simple": {
+                "Subject": {"Data": email.subject, "Charset": "UTF-8"},
+                "Body": {
+                    "Text": {"Data": email.text, "Charset": "UTF-8"},
+                    "Html": {"Data": email.html, "Charset": "UTF-8"},
+                },
+            }
+        },
+    }
+    if cfg.ses_configuration_set:
+        kwargs["ConfigurationSetName"] = cfg.ses_configuration_set
+    try:
+        client("sesv2").send_email(**kwargs)
+    except ClientError as exc:
+        logger.warning("email not sent", extra={"ses_error": exc.response.get("Error", {}).get("Code", "unknown")})
+        metrics.add_metric(name="EmailFailures", unit=MetricUnit.Count, value=1)
+        return False
+    except BotoCoreError as exc:
+        logger.warning("email not sent", extra={"ses_error": type(exc).__name__})
+        metrics.add_metric(name="EmailFailures", unit=MetricUnit.Count, value=1)
+        return False
+    return True

@@ -1,0 +1,127 @@
+"""Request models: the typed shape of every body the API accepts.
+
+Strings are strict (a number is not a string), free of control characters and
+bounded in length; emails are validated and normalised (trimmed, lower-cased).
+Unknown fields are ignored, as the legacy API did.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Annotated, Literal
+
+from email_validator import EmailNotValidError, validate_email
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_validator
+
+
+def _no_control_chars(value: str) -> str:
+    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value):
+        raise ValueError("Control characters are not allowed.")
+    return value
+
+
+def normalise_email(value: str) -> str:
+    return unicodedata.normalize("NFC", value).strip().lower()
+
+
+def _valid_email(value: str) -> str:
+    value = normalise_email(value)
+    try:
+        validate_email(value, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValueError("Enter a valid email address.") from exc
+    return value
+
+
+def _trimmed(value: str) -> str:
+    return value.strip()
+
+
+Text = Annotated[StrictStr, AfterValidator(_no_control_chars)]
+Email = Annotated[StrictStr, Field(max_length=254), AfterValidator(_no_control_chars), AfterValidator(_valid_email)]
+# Login accepts anything email-like: a malformed address simply does not match an account.
+LoginEmail = Annotated[StrictStr, Field(max_length=320), AfterValidator(_no_control_chars), AfterValidator(normalise_email)]
+Name = Annotated[StrictStr, Field(max_length=150), AfterValidator(_no_control_chars), AfterValidator(_trimmed)]
+Phone = Annotated[
+    StrictStr,
+    AfterValidator(_trimmed),
+    Field(max_length=20, pattern=r"^$|^\+?[0-9]{7,15}$"),
+]
+# Length rules for passwords live in carekey.passwords (configurable); this bound only
+# keeps absurd inputs out before any work is done.
+Password = Annotated[StrictStr, Field(max_length=4096), AfterValidator(_no_control_chars)]
+Otp = Annotated[StrictStr, Field(max_length=64), AfterValidator(_no_control_chars), AfterValidator(_trimmed)]
+Token = Annotated[StrictStr, Field(max_length=4096), AfterValidator(_no_control_chars)]
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=False)
+
+
+class RegisterRequest(Request):
+    email: Email
+    first_name: Name = ""
+    last_name: Name = ""
+    phone_number: Phone | None = None
+    password: Password
+    password2: Password
+
+
+class VerifyOtpRequest(Request):
+    email: Email
+    otp: Otp
+
+
+class ResendOtpRequest(Request):
+    email: Email
+    context: Literal["registration", "password_reset"] = "registration"
+
+
+class LoginRequest(Request):
+    email: LoginEmail
+    password: Password
+
+
+class EmailOnlyRequest(Request):
+    email: Email
+
+
+class VerifyResetOtpRequest(Request):
+    email: Email
+    otp: Otp
+
+
+class ResetPasswordRequest(Request):
+    email: Email
+    otp: Otp
+    new_password: Password
+    confirm_password: Password
+
+
+class RefreshRequest(Request):
+    refresh: Token
+
+
+class LogoutRequest(Request):
+    refresh: Token | None = None
+    all: StrictBool = False
+
+
+class ChangePasswordRequest(Request):
+    current_password: Password
+    new_password: Password
+    confirm_password: Password
+
+
+class ProfileUpdateRequest(Request):
+    first_name: Name | None = None
+    last_name: Name | None = None
+    phone_number: Phone | None = None
+
+    @field_validator("first_name", "last_name")
+    @classmethod
+    def _present_means_not_null(cls, value: str | None) -> str | None:
+        # Runs only for fields the client sent: absent fields stay unchanged.
+        if value is None:
+            raise ValueError("This field may not be null.")
+        return value

@@ -1,0 +1,470 @@
+"""Data access: the PynamoDB models and every read and write the flows need.
+
+Flows never build DynamoDB requests themselves.  Every state change here is a
+single conditional write or a transaction; nothing reads, decides, then writes
+unconditionally.  Table names come from the environment (the template's
+resources), and the key schema here matches the template's tables.
+
+Tables
+- users:    USER#<id> items (the account) and EMAIL#<email> items (the claim
+            that makes an email unique); both written in one transaction.
+- otps:     one item per (purpose, keyed hash of email): the newest code's
+            HMAC, its expiry (checked in code) and a TTL for housekeeping.
+- sessions: one item per refresh-token family.
+- limits:   counters and lockouts keyed by hashes of emails and source IPs.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from pynamodb.attributes import (
+    BooleanAttribute,
+    NumberAttribute,
+    TTLAttribute,
+    UnicodeAttribute,
+    UTCDateTimeAttribute,
+)
+from pynamodb.connection import Connection
+from pynamodb.exceptions import DoesNotExist, PynamoDBException, TransactWriteError, UpdateError
+from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
+
+from carekey.config import settings
+
+
+def _region() -> str:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+
+def now() -> int:
+    return int(time.time())
+
+
+def _ttl(seconds_from_now: int) -> datetime:
+    return datetime.fromtimestamp(now() + seconds_from_now, tz=timezone.utc)
+
+
+def _condition_failed(exc: PynamoDBException) -> bool:
+    if isinstance(exc, TransactWriteError):
+        return exc.cause_response_code == "TransactionCanceledException"
+    return exc.cause_response_code == "ConditionalCheckFailedException"
+
+
+class _Meta:
+    region = _region()
+
+
+class UserItem(Model):
+    class Meta(_Meta):
+        table_name = settings().users_table
+
+    pk = UnicodeAttribute(hash_key=True)
+    user_id = UnicodeAttribute()
+    email = UnicodeAttribute()
+    first_name = UnicodeAttribute(default="")
+    last_name = UnicodeAttribute(default="")
+    phone_number = UnicodeAttribute(null=True)
+    password_hash = UnicodeAttribute()
+    is_verified = BooleanAttribute(default=False)
+    is_active = BooleanAttribute(default=True)
+    token_version = NumberAttribute(default=0)
+    date_joined = UTCDateTimeAttribute()
+
+    def public(self) -> dict[str, Any]:
+        """The user object of the legacy API."""
+        return {
+            "id": self.user_id,
+            "email": self.email,
+            "first_name": self.first_name,
+            "last_name": self.last_name,
+            "phone_number": self.phone_number,
+            "isVerified": self.is_verified,
+            "date_joined": self.date_joined.isoformat().replace("+00:00", "Z"),
+        }
+
+
+class EmailClaim(Model):
+    class Meta(_Meta):
+        table_name = settings().users_table
+
+    pk = UnicodeAttribute(hash_key=True)
+    user_id = UnicodeAttribute()
+
+
+class OtpItem(Model):
+    class Meta(_Meta):
+        table_name = settings().otp_table
+
+    pk = UnicodeAttribute(hash_key=True)
+    user_id = UnicodeAttribute()
+    code_hash = UnicodeAttribute()
+    expires_at = NumberAttribute()
+    attempts = NumberAttribute(default=0)
+    window_start = NumberAttribute(default=0)
+    ttl = TTLAttribute(null=True)
+
+
+class SessionItem(Model):
+    class Meta(_Meta):
+        table_name = settings().sessions_table
+
+    session_id = UnicodeAttribute(hash_key=True)
+    user_id = UnicodeAttribute()
+    current_jti = UnicodeAttribute()
+    created_at = NumberAttribute()
+    last_used = NumberAttribute()
+    revoked = BooleanAttribute(default=False)
+    ttl = TTLAttribute(null=True)
+
+
+class LimitItem(Model):
+    class Meta(_Meta):
+        table_name = settings().limits_table
+
+    pk = UnicodeAttribute(hash_key=True)
+    count = NumberAttribute(default=0)
+    attempts = NumberAttribute(null=True)
+    lock_level = NumberAttribute(null=True)
+    locked_until = NumberAttribute(null=True)
+    last_sent = NumberAttribute(null=True)
+    ttl = TTLAttribute(null=True)
+
+
+def _connection() -> Connection:
+    return UserItem._get_connection().connection
+
+
+# ---- users ------------------------------------------------------------------------
+
+
+class EmailTaken(Exception):
+    pass
+
+
+def new_user(email: str, password_hash: str, first_name: str, last_name: str, phone_number: str | None) -> UserItem:
+    user_id = str(uuid.uuid4())
+    return UserItem(
+        f"USER#{user_id}",
+        user_id=user_id,
+        email=email,
+        first_name=first_name,
+        last_name=last_name,
+        phone_number=phone_number or None,
+        password_hash=password_hash,
+        is_verified=False,
+        is_active=True,
+        token_version=0,
+        date_joined=datetime.now(timezone.utc).replace(microsecond=0),
+    )
+
+
+def create_user(user: UserItem) -> None:
+    """Create the account and claim its email in one transaction: two racing
+    registrations of one email make exactly one account."""
+    claim = EmailClaim(f"EMAIL#{user.email}", user_id=user.user_id)
+    try:
+        with TransactWrite(connection=_connection()) as tx:
+            tx.save(claim, condition=EmailClaim.pk.does_not_exist())
+            tx.save(user, condition=UserItem.pk.does_not_exist())
+    except TransactWriteError as exc:
+        if _condition_failed(exc):
+            raise EmailTaken() from exc
+        raise
+
+
+def user_by_id(user_id: str) -> UserItem | None:
+    try:
+        return UserItem.get(f"USER#{user_id}", consistent_read=True)
+    except DoesNotExist:
+        return None
+
+
+def user_by_email(email: str) -> UserItem | None:
+    try:
+        claim = EmailClaim.get(f"EMAIL#{email}", consistent_read=True)
+    except DoesNotExist:
+        return None
+    return user_by_id(claim.user_id)
+
+
+def update_profile(user_id: str, changes: dict[str, str | None]) -> UserItem | None:
+    user = UserItem(f"USER#{user_id}")
+    actions = []
+    for name, value in changes.items():
+        attr = getattr(UserItem, name)
+        actions.append(attr.remove() if value in (None, "") and name == "phone_number" else attr.set(value))
+    if not actions:
+        return user_by_id(user_id)
+    try:
+        user.update(actions=actions, condition=UserItem.pk.exists() & (UserItem.is_active == True))  # noqa: E712
+    except UpdateError as exc:
+        if _condition_failed(exc):
+            return None
+        raise
+    return user
+
+
+def replace_password_hash(user: UserItem, new_hash: str) -> bool:
+    """Store a rehash (cost changed) only if the password did not change meanwhile."""
+    try:
+        UserItem(user.pk).update(
+            actions=[UserItem.password_hash.set(new_hash)],
+            condition=UserItem.password_hash == user.password_hash,
+        )
+    except UpdateError as exc:
+        if _condition_failed(exc):
+            return False
+        raise
+    return True
+
+
+def change_password(user: UserItem, new_hash: str) -> int | None:
+    """Set a new password if the old one is still in place; end every session by
+    bumping the token version.  Returns the new token version, or None on a race."""
+    item = UserItem(user.pk)
+    try:
+        item.update(
+            actions=[UserItem.password_hash.set(new_hash), UserItem.token_version.add(1)],
+            condition=UserItem.password_hash == user.password_hash,
+        )
+    except UpdateError as exc:
+        if _condition_failed(exc):
+            return None
+        raise
+    return int(item.token_version)
+
+
+def end_all_sessions(user_id: str) -> None:
+    UserItem(f"USER#{user_id}").update(actions=[UserItem.token_version.add(1)], condition=UserItem.pk.exists())
+
+
+# ---- one-time codes ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OtpRecord:
+    user_id: str
+    code_hash: str
+    expires_at: int
+    attempts: int
+
+
+def put_otp(key: str, user_id: str, code_hash: str, ttl_seconds: int, budget_window: int = 3600) -> None:
+    """Store a new code for `key`, replacing any older one.
+
+    The failure budget (`attempts`) survives a resend; it starts afresh only
+    once its window has passed.
+    """
+    t = now()
+    common = [
+        OtpItem.user_id.set(user_id),
+        OtpItem.code_hash.set(code_hash),
+        OtpItem.expires_at.set(t + ttl_seconds),
+        OtpItem.ttl.set(_ttl(ttl_seconds + 86400)),
+    ]
+    item = OtpItem(key)
+    try:
+        item.update(
+            actions=[*common, OtpItem.attempts.set(0), OtpItem.window_start.set(t)],
+            condition=OtpItem.window_start.does_not_exist() | (OtpItem.window_start < t - budget_window),
+        )
+    except UpdateError as exc:
+        if not _condition_failed(exc):
+            raise
+        item.update(actions=common)
+
+
+def reserve_otp_try(key: str) -> OtpRecord | None:
+    """Count one try against the code *before* it is compared, atomically, so
+    parallel guesses cannot exceed the budget.  None when there is no code."""
+    item = OtpItem(key)
+    try:
+        item.update(actions=[OtpItem.attempts.add(1)], condition=OtpItem.pk.exists())
+    except UpdateError as exc:
+        if _condition_failed(exc):
+            return None
+        raise
+    return OtpRecord(item.user_id, item.code_hash, int(item.expires_at), int(item.attempts))
+
+
+def _consume_condition(code_hash: str, max_attempts: int) -> Any:
+    return (OtpItem.code_hash == code_hash) & (OtpItem.attempts <= max_attempts) & (OtpItem.expires_at > now())
+
+
+def verify_email(key: str, code_hash: str, max_attempts: int, user_id: str) -> bool:
+    """Use up the code and mark the account verified, in one transaction."""
+    try:
+        with TransactWrite(connection=_connection()) as tx:
+            tx.delete(OtpItem(key), condition=_consume_condition(code_hash, max_attempts))
+            tx.update(
+                UserItem(f"USER#{user_id}"),
+                actions=[UserItem.is_verified.set(True)],
+                condition=UserItem.pk.exists() & (UserItem.is_verified == False),  # noqa: E712
+            )
+    except TransactWriteError as exc:
+        if _condition_failed(exc):
+            return False
+        raise
+    return True
+
+
+def reset_password(key: str, code_hash: str, max_attempts: int, user_id: str, new_hash: str) -> bool:
+    """Use up the reset code, set the password and end every session, atomically."""
+    try:
+        with TransactWrite(connection=_connection()) as tx:
+            tx.delete(OtpItem(key), condition=_consume_condition(code_hash, max_attempts))
+            tx.update(
+                UserItem(f"USER#{user_id}"),
+                actions=[UserItem.password_hash.set(new_hash), UserItem.token_version.add(1)],
+                condition=UserItem.pk.exists(),
+            )
+    except TransactWriteError as exc:
+        if _condition_failed(exc):
+            return False
+        raise
+    return True
+
+
+# ---- sessions (refresh-token families) --------------------------------------------
+
+
+def create_session(user_id: str, jti: str, lifetime_seconds: int) -> str:
+    session_id = str(uuid.uuid4())
+    t = now()
+    SessionItem(
+        session_id,
+        user_id=user_id,
+        current_jti=jti,
+        created_at=t,
+        last_used=t,
+        revoked=False,
+        ttl=_ttl(lifetime_seconds + 86400),
+    ).save(condition=SessionItem.session_id.does_not_exist())
+    return session_id
+
+
+def session(session_id: str) -> SessionItem | None:
+    try:
+        return SessionItem.get(session_id, consistent_read=True)
+    except DoesNotExist:
+        return None
+
+
+def rotate_session(session_id: str, old_jti: str, new_jti: str, idle_cutoff: int, created_after: int) -> bool:
+    """Move the family to a new refresh token, only if `old_jti` is its newest."""
+    try:
+        SessionItem(session_id).update(
+            actions=[SessionItem.current_jti.set(new_jti), SessionItem.last_used.set(now())],
+            condition=(SessionItem.current_jti == old_jti)
+            & (SessionItem.revoked == False)  # noqa: E712
+            & (SessionItem.last_used >= idle_cutoff)
+            & (SessionItem.created_at >= created_after),
+        )
+    except UpdateError as exc:
+        if _condition_failed(exc):
+            return False
+        raise
+    return True
+
+
+def renew_session(session_id: str, new_jti: str) -> bool:
+    """Give a live session a new refresh token (after a password change)."""
+    try:
+        SessionItem(session_id).update(
+            actions=[SessionItem.current_jti.set(new_jti), SessionItem.last_used.set(now())],
+            condition=SessionItem.session_id.exists() & (SessionItem.revoked == False),  # noqa: E712
+        )
+    except UpdateError as exc:
+        if _condition_failed(exc):
+            return False
+        raise
+    return True
+
+
+def revoke_session(session_id: str) -> None:
+    try:
+        SessionItem(session_id).update(actions=[SessionItem.revoked.set(True)], condition=SessionItem.session_id.exists())
+    except UpdateError as exc:
+        if not _condition_failed(exc):
+            raise
+
+
+# ---- counters and lockouts --------------------------------------------------------
+
+
+def count_hit(key: str, window_seconds: int, amount: int = 1) -> int:
+    """Atomically add to the counter for the current fixed window; return the total."""
+    window = now() // window_seconds
+    item = LimitItem(f"{key}#{window}")
+    item.update(actions=[LimitItem.count.add(amount), LimitItem.ttl.set(_ttl(window_seconds * 2))])
+    return int(item.count)
+
+
+def counter_value(key: str, window_seconds: int) -> int:
+    try:
+        return int(LimitItem.get(f"{key}#{now() // window_seconds}", consistent_read=True).count)
+    except DoesNotExist:
+        return 0
+
+
+def claim_send_slot(key: str, cooldown_seconds: int) -> int:
+    """Take the right to send an email to this address now.  Returns 0 when
+    granted, else the seconds left in the cooldown."""
+    t = now()
+    item = LimitItem(key)
+    try:
+        item.update(
+            actions=[LimitItem.last_sent.set(t), LimitItem.ttl.set(_ttl(max(cooldown_seconds, 1) * 2))],
+            condition=LimitItem.last_sent.does_not_exist() | (LimitItem.last_sent <= t - cooldown_seconds),
+        )
+    except UpdateError as exc:
+        if not _condition_failed(exc):
+            raise
+        current = LimitItem.get(key, consistent_read=True)
+        return max(1, int(current.last_sent or t) + cooldown_seconds - t)
+    return 0
+
+
+def lock_state(key: str) -> LimitItem | None:
+    try:
+        return LimitItem.get(key, consistent_read=True)
+    except DoesNotExist:
+        return None
+
+
+def admit_attempt(key: str, seen: LimitItem | None, threshold: int, base_lock: int, max_lock: int, ttl_seconds: int) -> bool:
+    """Compare-and-set admission of one login attempt.
+
+    The first `threshold - 1` attempts pass freely.  From the threshold on, an
+    attempt is admitted only when no lock is in force, and it sets the next
+    lock (doubling, capped) as it goes; a success clears it.  So under any
+    concurrency at most one attempt per lock period reaches the password
+    check.  False when another request changed the state first.
+    """
+    attempts = int(seen.attempts or 0) if seen else 0
+    level = int(seen.lock_level or 0) if seen else 0
+    actions = [LimitItem.attempts.set(attempts + 1), LimitItem.ttl.set(_ttl(ttl_seconds))]
+    if attempts + 1 >= threshold:
+        lock_for = min(max_lock, base_lock * (2 ** min(level, 30)))
+        actions += [LimitItem.locked_until.set(now() + lock_for), LimitItem.lock_level.set(level + 1)]
+    if seen is None or seen.attempts is None:
+        condition = LimitItem.attempts.does_not_exist()
+    else:
+        condition = LimitItem.attempts == attempts
+    try:
+        LimitItem(key).update(actions=actions, condition=condition)
+    except UpdateError as exc:
+        if _condition_failed(exc):
+            return False
+        raise
+    return True
+
+
+def clear_lock(key: str) -> None:
+    LimitItem(key).delete()

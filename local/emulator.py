@@ -1,0 +1,84 @@
+"""Creates what template.yaml declares (tables with TTL, secrets, SES identities)
+in an AWS-compatible endpoint: moto in-process for unit tests, moto's server
+for `make dev`, or any other endpoint."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import string
+from typing import Any
+
+import boto3
+
+from local.template import Stack
+
+
+def _generated_secret(spec: dict[str, Any]) -> str:
+    length = int(spec.get("PasswordLength", 32))
+    alphabet = string.ascii_letters + string.digits
+    if not spec.get("ExcludePunctuation"):
+        alphabet += "!#$%&()*+,-.:;<=>?@[]^_{|}~"
+    value = "".join(secrets.choice(alphabet) for _ in range(length))
+    template = spec.get("SecretStringTemplate")
+    if template and spec.get("GenerateStringKey"):
+        data = json.loads(template)
+        data[spec["GenerateStringKey"]] = value
+        return json.dumps(data)
+    return value
+
+
+def provision(stack: Stack, session: boto3.Session | None = None, endpoint_url: str | None = None) -> None:
+    session = session or boto3.Session(region_name=stack.region)
+    kw = {"region_name": stack.region, "endpoint_url": endpoint_url} if endpoint_url else {"region_name": stack.region}
+    ddb = session.client("dynamodb", **kw)
+    existing = set(ddb.list_tables().get("TableNames", []))
+    for table in stack.tables().values():
+        name = table["create"]["TableName"]
+        if name not in existing:
+            ddb.create_table(**table["create"])
+            if table["ttl"]:
+                ddb.update_time_to_live(TableName=name, TimeToLiveSpecification=table["ttl"])
+
+    sm = session.client("secretsmanager", **kw)
+    for logical, res in stack.of_type("AWS::SecretsManager::Secret").items():
+        name = stack.physical_name(logical)
+        try:
+            sm.describe_secret(SecretId=name)
+        except sm.exceptions.ResourceNotFoundException:
+            spec = res["Properties"].get("GenerateSecretString", {})
+            sm.create_secret(Name=name, SecretString=_generated_secret(spec))
+
+    ses = session.client("ses", **kw)
+    for logical in stack.of_type("AWS::SES::EmailIdentity"):
+        ses.verify_email_identity(EmailAddress=stack.physical_name(logical))
+
+
+_dynamodb_serialised = False
+
+
+def serialise_dynamodb() -> None:
+    """Make moto's DynamoDB apply one request at a time.
+
+    Real DynamoDB applies each conditional write and transaction atomically;
+    moto checks and applies in Python without a lock, so under threads it can
+    let two conditional writes both succeed.  One lock around moto's request
+    dispatch restores DynamoDB's guarantee, so concurrency tests test our code,
+    not the emulator.
+    """
+    global _dynamodb_serialised
+    if _dynamodb_serialised:
+        return
+    import threading
+
+    from moto.dynamodb.responses import DynamoHandler
+
+    lock = threading.Lock()
+    original = DynamoHandler.call_action
+
+    def call_action(self: Any) -> Any:
+        with lock:
+            return original(self)
+
+    DynamoHandler.call_action = call_action  # type: ignore[method-assign]
+    _dynamodb_serialised = True

@@ -1,0 +1,121 @@
+"""A local stand-in for API Gateway: routes by the template's paths and
+methods, runs the template's TOKEN authorizer on protected routes, invokes the
+function's handler with a REST proxy event, and answers with the template's
+gateway responses where API Gateway itself would answer."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from local import events
+from local.functions import LambdaContext, handler
+from local.template import Route, Stack
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class Gateway:
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.stage = stack.stage()
+        self.routes = stack.routes()
+        self.responses = stack.gateway_responses()
+        self.timings: list[tuple[str, float]] = []
+
+    def route(self, method: str, path: str) -> tuple[Route | None, bool]:
+        """(route, path exists): trailing slashes are ignored, as API Gateway does."""
+        clean = "/" + path.strip("/") if path.strip("/") else "/"
+        on_path = [r for r in self.routes if r.path == clean]
+        return next((r for r in on_path if r.method == method), None), bool(on_path)
+
+    def gateway_response(self, kind: str, default_status: int) -> Response:
+        spec = self.responses.get(kind) or self.responses.get("DEFAULT_5XX" if default_status >= 500 else "DEFAULT_4XX", {})
+        headers = {"Content-Type": "application/json"}
+        for name, value in ((spec.get("ResponseParameters") or {}).get("Headers") or {}).items():
+            headers[name] = str(value).strip("'")
+        body = (spec.get("ResponseTemplates") or {}).get("application/json", '{"message": null}')
+        body = body.replace("$context.error.messageString", "Request refused")
+        return Response(int(spec.get("StatusCode", default_status)), headers, body.encode())
+
+    def handle(
+        self,
+        method: str,
+        path: str,
+        headers: list[tuple[str, str]],
+        query: list[tuple[str, str]],
+        body: bytes | None,
+        source_ip: str,
+    ) -> Response:
+        method = method.upper()
+        route, path_known = self.route(method, path)
+        if route is None:
+            if path_known:
+                return Response(
+                    405,
+                    {"Content-Type": "application/json", "Cache-Control": "no-store"},
+                    b'{"error": "Method not allowed", "message": "This path does not accept that method."}',
+                )
+            return self.gateway_response("MISSING_AUTHENTICATION_TOKEN", 403)
+        request_id = str(uuid.uuid4())
+        event = events.proxy_event(
+            method=method,
+            path=path,
+            resource=route.path,
+            stage=self.stage,
+            headers=headers,
+            query=query,
+            body=body,
+            source_ip=source_ip,
+            request_id=request_id,
+        )
+        if route.authorizer:
+            denied = self._authorize(route, event, headers)
+            if denied is not None:
+                return denied
+        return self._invoke(route.function, event, request_id)
+
+    def _authorize(self, route: Route, event: dict[str, Any], headers: list[tuple[str, str]]) -> Response | None:
+        token = next((v for k, v in headers if k.lower() == "authorization"), "")
+        if not token:
+            return self.gateway_response("UNAUTHORIZED", 401)
+        arn = f"arn:aws:execute-api:{self.stack.region}:{self.stack.account}:local/{self.stage}/{route.method}{route.path}"
+        fn = handler(self.stack, route.authorizer)  # type: ignore[arg-type]
+        try:
+            result = fn(events.token_authorizer_event(token, arn), LambdaContext(route.authorizer or "", str(uuid.uuid4())))
+        except Exception as exc:  # noqa: BLE001 - API Gateway turns any authorizer error into a response
+            if str(exc) == "Unauthorized":
+                return self.gateway_response("UNAUTHORIZED", 401)
+            return self.gateway_response("AUTHORIZER_FAILURE", 500)
+        statements = result.get("policyDocument", {}).get("Statement", [])
+        if not any(s.get("Effect") == "Allow" for s in statements):
+            return self.gateway_response("ACCESS_DENIED", 403)
+        context = {k: str(v) for k, v in (result.get("context") or {}).items()}
+        event["requestContext"]["authorizer"] = {"principalId": result.get("principalId"), **context}
+        return None
+
+    def _invoke(self, function: str, event: dict[str, Any], request_id: str) -> Response:
+        fn = handler(self.stack, function)
+        started = time.perf_counter()
+        try:
+            result = fn(event, LambdaContext(function, request_id))
+        except Exception:  # noqa: BLE001 - a crashed function is API Gateway's 502
+            return Response(502, {"Content-Type": "application/json"}, b'{"message": "Internal server error"}')
+        finally:
+            self.timings.append((function, time.perf_counter() - started))
+        headers = {k: str(v) for k, v in (result.get("headers") or {}).items()}
+        raw = result.get("body") or ""
+        body = base64.b64decode(raw) if result.get("isBase64Encoded") else raw.encode()
+        return Response(int(result.get("statusCode", 502)), headers, body)

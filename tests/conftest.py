@@ -1,0 +1,87 @@
+"""Test fixtures: every test runs against moto in-process, with the tables,
+secrets and SES identity that template.yaml declares, created afresh."""
+
+from __future__ import annotations
+
+import os
+
+# Configuration first: the service reads it when first imported.
+os.environ.update(
+    {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECURITY_TOKEN": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_NAMESPACE": "CareKey",
+        "POWERTOOLS_DEV": "false",
+    }
+)
+os.environ.pop("AWS_ENDPOINT_URL", None)
+os.environ.pop("AWS_PROFILE", None)
+
+from local.template import Stack  # noqa: E402
+
+STACK = Stack(name="carekey-test")
+os.environ.update(STACK.function_environment("RegisterFunction"))
+os.environ["BCRYPT_COST"] = "4"  # the policy is tested separately; keeps the suite fast
+
+import boto3  # noqa: E402
+import pytest  # noqa: E402
+from moto import mock_aws  # noqa: E402
+
+from local.emulator import provision, serialise_dynamodb  # noqa: E402
+from local.gateway import Gateway  # noqa: E402
+from local.outbox import Outbox  # noqa: E402
+
+boto3.setup_default_session(region_name="us-east-1")
+OUTBOX = Outbox()
+OUTBOX.attach(boto3.DEFAULT_SESSION)
+serialise_dynamodb()
+
+from carekey import aws, keys  # noqa: E402
+from carekey.config import reload_settings  # noqa: E402
+
+from tests.client import ApiClient  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def aws_env():
+    with mock_aws(config={"core": {"reset_boto3_session": False}}):
+        provision(STACK)
+        aws.reset_clients()
+        keys.forget_cached_keys()
+        reload_settings()
+        OUTBOX.clear()
+        yield
+
+
+@pytest.fixture
+def outbox() -> Outbox:
+    return OUTBOX
+
+
+@pytest.fixture(scope="session")
+def gateway() -> Gateway:
+    return Gateway(STACK)
+
+
+@pytest.fixture
+def api(gateway: Gateway, outbox: Outbox) -> ApiClient:
+    return ApiClient(gateway, outbox)
+
+
+@pytest.fixture
+def settings_override(monkeypatch):
+    """Change configuration for one test: settings_override(OTP_MAX_ATTEMPTS="3")."""
+
+    def apply(**values: str) -> None:
+        for k, v in values.items():
+            monkeypatch.setenv(k, str(v))
+        reload_settings()
+
+    yield apply
+    monkeypatch.undo()
+    reload_settings()
