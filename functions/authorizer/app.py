@@ -3,7 +3,6 @@
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from carekey.flows.sessions import authorize
 from carekey.observability import logger, tracer
 

@@ -10,13 +10,12 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 
+from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 
 from carekey.aws import client
 from carekey.config import settings
 from carekey.observability import logger, metrics
-
-from aws_lambda_powertools.metrics import MetricUnit
 
 
 @dataclass(frozen=True)

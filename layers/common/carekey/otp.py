@@ -13,7 +13,7 @@ import secrets
 from carekey.keys import keyed_hash
 
 VERIFY_EMAIL = "verify_email"
-PASSWORD_RESET = "password_reset"
+PASSWORD_RESET = "password_reset"  # noqa: S105 - a purpose label, not a password
 
 
 def new_code() -> str:

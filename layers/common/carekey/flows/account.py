@@ -8,7 +8,6 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from carekey import audit, errors, limits, mailer, otp, passwords, store, tokens
 from carekey.api import Call, Reply
-from carekey.config import settings
 from carekey.observability import metrics
 from carekey.schemas import ChangePasswordRequest, ProfileUpdateRequest
 
@@ -37,7 +36,7 @@ def update_profile(call: Call[ProfileUpdateRequest]) -> Reply:
 
 
 def change_password(call: Call[ChangePasswordRequest]) -> Reply:
-    body, cfg = call.body, settings()
+    body = call.body
     assert call.principal is not None
     user = _me(call)
     problems: dict[str, list[str]] = {}

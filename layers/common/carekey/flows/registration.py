@@ -13,7 +13,7 @@ from carekey.schemas import RegisterRequest, ResendOtpRequest, VerifyOtpRequest
 
 
 def register(call: Call[RegisterRequest]) -> Reply:
-    body, cfg = call.body, settings()
+    body = call.body
     problems: dict[str, list[str]] = {}
     if body.password != body.password2:
         problems["password2"] = ["Password fields didn't match."]

@@ -1,0 +1,63 @@
+# CareKey: the verbs.  `make dev` and `make test` set up everything they need.
+SHELL := /bin/bash
+VENV  := .venv
+PY    := $(VENV)/bin/python
+TOOLS := .venv-tools
+
+# A Python 3.12 (the Lambda runtime's version): on PATH, or through pyenv.
+PYTHON312 ?= $(shell for c in python3.12 "env PYENV_VERSION=3.12.1 python3.12" $$(ls -d $$HOME/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null); do \
+	$$c -c 'import sys; assert sys.version_info[:2] == (3, 12)' >/dev/null 2>&1 && { echo "$$c"; break; }; done)
+
+.PHONY: dev test lint scan build validate bench deploy audit-verify audit-export clean
+
+$(VENV)/.installed: requirements-dev.txt layers/common/requirements.txt
+	@test -n "$(PYTHON312)" || { echo "Python 3.12 is needed (python3.12 on PATH, or pyenv)"; exit 1; }
+	$(PYTHON312) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+# AWS SAM CLI and the scanners live in their own environment: their pins need not match the service's.
+$(TOOLS)/.installed: requirements-tools.txt
+	@test -n "$(PYTHON312)" || { echo "Python 3.12 is needed (python3.12 on PATH, or pyenv)"; exit 1; }
+	$(PYTHON312) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-tools.txt
+	@touch $@
+
+## dev: the whole API on http://127.0.0.1:3000 (PORT to change), emails in .local/outbox/
+dev: $(VENV)/.installed
+	@$(PY) -m local.server
+
+## test: every test, offline, against moto
+test: $(VENV)/.installed
+	$(PY) -m pytest
+
+## lint: cfn-lint and `sam validate --lint` on template.yaml
+lint: $(VENV)/.installed $(TOOLS)/.installed
+	$(PY) -m cfnlint template.yaml
+	SAM_CLI_TELEMETRY=0 $(TOOLS)/bin/sam validate --lint --region us-east-1
+
+## build: `sam build`, then check the layer really is importable arm64 Python
+build: $(TOOLS)/.installed
+	SAM_CLI_TELEMETRY=0 PATH="$(TOOLS)/bin:$$PATH" $(TOOLS)/bin/sam build --parallel
+	$(PY) -m local.check_build .aws-sam/build
+
+## bench: regenerate docs/performance.md
+bench: $(VENV)/.installed
+	$(PY) -m bench
+
+## deploy: sam build && sam deploy (CONFIG_ENV=prod for production)
+deploy: build
+	SAM_CLI_TELEMETRY=0 $(TOOLS)/bin/sam deploy --config-env $(or $(CONFIG_ENV),dev)
+
+## audit-verify: walk the audit chains of a stack (STACK_NAME) or of the local API's emulator
+audit-verify: $(VENV)/.installed
+	$(PY) -m local.audit_tool verify
+
+## audit-export: one person's audit trail as JSON (EMAIL=...)
+audit-export: $(VENV)/.installed
+	$(PY) -m local.audit_tool export "$(EMAIL)"
+
+clean:
+	rm -rf .aws-sam .local

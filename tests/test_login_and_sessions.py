@@ -1,0 +1,249 @@
+"""Login, token refresh with rotation and reuse detection, logout, the authorizer."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+
+import bcrypt
+import jwt
+import pytest
+from carekey import passwords, store, tokens
+from carekey.keys import forget_cached_keys, signing_keys
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from tests.client import PASSWORD
+
+
+@pytest.fixture
+def signed_in(api):
+    api.verified_user("pat@example.com")
+    return api.login("pat@example.com")
+
+
+def test_login_returns_user_and_token_pair(api):
+    api.verified_user("pat@example.com")
+    r = api.post("/login", {"email": " PAT@example.com", "password": PASSWORD})
+    assert r.status == 200
+    body = r.json()
+    assert set(body) == {"user", "access", "refresh", "message"}
+    assert body["message"] == "Login successful" and body["user"]["email"] == "pat@example.com"
+    assert r.headers["Cache-Control"] == "no-store"
+    header = jwt.get_unverified_header(body["access"])
+    assert header["alg"] == "ES256" and header["kid"]
+    claims = jwt.decode(body["access"], options={"verify_signature": False})
+    assert {"iss", "aud", "sub", "iat", "exp", "jti", "token_type"} <= set(claims)
+    assert claims["token_type"] == "access" and claims["exp"] - claims["iat"] == 5 * 60
+    refresh_claims = jwt.decode(body["refresh"], options={"verify_signature": False})
+    assert refresh_claims["token_type"] == "refresh" and refresh_claims["exp"] - refresh_claims["iat"] == 24 * 3600
+
+
+def test_wrong_password_and_unknown_email_get_the_same_401(api):
+    api.verified_user("pat@example.com")
+    wrong = api.post("/login", {"email": "pat@example.com", "password": "not-the-password"})
+    unknown = api.post("/login", {"email": "ghost@example.com", "password": "not-the-password"})
+    assert wrong.status == unknown.status == 401
+    assert wrong.body == unknown.body
+    assert wrong.json()["error"] == "Invalid credentials"
+
+
+def test_unknown_email_costs_one_bcrypt_check_like_a_wrong_password(api, monkeypatch):
+    api.verified_user("pat@example.com")
+    costs: list[int] = []
+    real = bcrypt.checkpw
+    monkeypatch.setattr(passwords.bcrypt, "checkpw", lambda pw, h: costs.append(int(h[4:6])) or real(pw, h))
+    api.post("/login", {"email": "pat@example.com", "password": "not-the-password"})
+    api.post("/login", {"email": "ghost@example.com", "password": "not-the-password"})
+    assert costs == [4, 4]
+
+
+def test_unverified_account_is_told_only_after_the_right_password(api):
+    api.register("new@example.com")
+    wrong = api.post("/login", {"email": "new@example.com", "password": "not-the-password"})
+    right = api.post("/login", {"email": "new@example.com", "password": PASSWORD})
+    assert wrong.status == 401
+    assert right.status == 403
+    assert right.json()["error"] == "Email not verified" and right.json()["can_resend_otp"] is True
+
+
+def test_deactivated_account_is_refused(api):
+    api.verified_user("gone@example.com")
+    user = store.user_by_email("gone@example.com")
+    user.update(actions=[store.UserItem.is_active.set(False)])
+    r = api.post("/login", {"email": "gone@example.com", "password": PASSWORD})
+    assert r.status == 403 and r.json()["error"] == "Account deactivated"
+
+
+def test_login_rehashes_when_the_cost_changes(api, settings_override):
+    api.verified_user("pat@example.com")
+    assert "$2b$04$" in store.user_by_email("pat@example.com").password_hash
+    settings_override(BCRYPT_COST="5")
+    api.login("pat@example.com")
+    assert "$2b$05$" in store.user_by_email("pat@example.com").password_hash
+    api.login("pat@example.com")
+
+
+def test_profile_needs_a_valid_access_token(api, signed_in):
+    assert api.get("/profile").status == 401
+    assert api.get("/profile", token="garbage").status == 401
+    assert api.get("/profile", token=signed_in["refresh"]).status == 401
+    ok = api.get("/profile", token=signed_in["access"])
+    assert ok.status == 200 and ok.json()["email"] == "pat@example.com"
+    assert api.get("/me", token=signed_in["access"]).json() == ok.json()
+    assert api.get("/profile/", token=signed_in["access"]).status == 200
+
+
+def test_refresh_rotates_and_an_access_token_is_not_a_refresh_token(api, signed_in):
+    assert api.post("/token/refresh", {"refresh": signed_in["access"]}).status == 401
+    r = api.post("/token/refresh", {"refresh": signed_in["refresh"]})
+    assert r.status == 200
+    pair = r.json()
+    assert set(pair) == {"access", "refresh"} and pair["refresh"] != signed_in["refresh"]
+    assert r.headers["Cache-Control"] == "no-store"
+    assert api.get("/profile", token=pair["access"]).status == 200
+
+
+def test_replaying_an_old_refresh_token_ends_the_whole_family(api, signed_in):
+    newer = api.post("/token/refresh", {"refresh": signed_in["refresh"]}).json()
+
+    replay = api.post("/token/refresh", {"refresh": signed_in["refresh"]})
+
+    assert replay.status == 401
+    assert api.post("/token/refresh", {"refresh": newer["refresh"]}).status == 401
+    assert api.get("/profile", token=newer["access"]).status == 401
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def test_tokens_with_another_algorithm_or_signature_are_refused(api, signed_in):
+    # Given the claims and key id of a genuine token
+    head, payload, sig = signed_in["access"].split(".")
+    kid = jwt.get_unverified_header(signed_in["access"])["kid"]
+    current, _ = signing_keys()
+    public_pem = current.public.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    # When an attacker re-signs them with "none", or HS256 keyed with the public key,
+    none_head = _b64(json.dumps({"alg": "none", "kid": kid, "typ": "JWT"}).encode())
+    unsigned = f"{none_head}.{payload}."
+    hs_head = _b64(json.dumps({"alg": "HS256", "kid": kid, "typ": "JWT"}).encode())
+    hs_sig = _b64(hmac.new(public_pem, f"{hs_head}.{payload}".encode(), hashlib.sha256).digest())
+    hs256 = f"{hs_head}.{payload}.{hs_sig}"
+    # or changes one character of the payload
+    tampered = ".".join([head, payload[:-2] + ("A" if payload[-2] != "A" else "B") + payload[-1], sig])
+    # Then every one is refused
+    for bad in (unsigned, hs256, tampered):
+        assert api.get("/profile", token=bad).status == 401
+        assert api.post("/token/refresh", {"refresh": bad}).status == 401
+
+
+def test_expired_and_foreign_tokens_are_refused(api, signed_in, settings_override):
+    claims = jwt.decode(signed_in["access"], options={"verify_signature": False})
+    current, _ = signing_keys()
+    kid = {"kid": current.kid}
+    expired = jwt.encode({**claims, "exp": int(time.time()) - 60}, current.private, algorithm="ES256", headers=kid)
+    other_aud = jwt.encode({**claims, "aud": "someone-else"}, current.private, algorithm="ES256", headers=kid)
+    other_iss = jwt.encode({**claims, "iss": "someone-else"}, current.private, algorithm="ES256", headers=kid)
+    for bad in (expired, other_aud, other_iss):
+        assert api.get("/profile", token=bad).status == 401
+
+
+def test_jwks_verifies_issued_tokens(api, signed_in):
+    r = api.get("/.well-known/jwks.json")
+    assert r.status == 200
+    [key] = r.json()["keys"]
+    assert key["kty"] == "EC" and key["alg"] == "ES256" and "d" not in key
+    public = jwt.PyJWK(key).key
+    claims = jwt.decode(signed_in["access"], public, algorithms=["ES256"], audience=tokens.settings().token_audience)
+    assert claims["sub"]
+
+
+def test_key_rotation_keeps_issued_tokens_valid(api, signed_in):
+    import boto3
+
+    boto3.client("secretsmanager").put_secret_value(
+        SecretId=tokens.settings().signing_secret_id, SecretString='{"seed": "a-brand-new-seed-for-rotation-0123456789"}'
+    )
+    forget_cached_keys()
+
+    assert api.get("/profile", token=signed_in["access"]).status == 200
+    fresh = api.login("pat@example.com")
+    kids = {k["kid"] for k in api.get("/.well-known/jwks.json").json()["keys"]}
+    assert len(kids) == 2
+    assert jwt.get_unverified_header(fresh["access"])["kid"] != jwt.get_unverified_header(signed_in["access"])["kid"]
+    assert api.post("/token/refresh", {"refresh": signed_in["refresh"]}).status == 200
+
+
+def test_logout_ends_this_session_at_once(api, signed_in):
+    other = api.login("pat@example.com")
+    r = api.post("/logout", {}, token=signed_in["access"])
+    assert r.status == 200 and r.json()["success"] is True
+    assert api.get("/profile", token=signed_in["access"]).status == 401
+    assert api.post("/token/refresh", {"refresh": signed_in["refresh"]}).status == 401
+    assert api.get("/profile", token=other["access"]).status == 200
+
+
+def test_logout_everywhere_ends_every_session(api, signed_in):
+    other = api.login("pat@example.com")
+    assert api.post("/logout", {"all": True}, token=signed_in["access"]).status == 200
+    assert api.get("/profile", token=other["access"]).status == 401
+    assert api.post("/token/refresh", {"refresh": other["refresh"]}).status == 401
+
+
+def _session_of(token: str) -> store.SessionItem:
+    return store.session(jwt.decode(token, options={"verify_signature": False})["sid"])
+
+
+def test_a_session_idle_for_30_minutes_ends(api, signed_in, monkeypatch):
+    real_now = store.now()
+    monkeypatch.setattr(store, "now", lambda: real_now + 31 * 60)
+    assert api.post("/token/refresh", {"refresh": signed_in["refresh"]}).status == 401
+    monkeypatch.undo()
+    assert _session_of(signed_in["refresh"]).revoked
+
+
+def test_a_session_ends_12_hours_after_login_even_when_active(api, signed_in):
+    # Given a session that began 11h59m ago and was used a minute ago
+    item = _session_of(signed_in["refresh"])
+    item.update(actions=[store.SessionItem.created_at.set(store.now() - (12 * 3600 - 60)), store.SessionItem.last_used.set(store.now() - 60)])
+    # When it refreshes, it still works
+    r = api.post("/token/refresh", {"refresh": signed_in["refresh"]})
+    assert r.status == 200
+    # Given the same session two minutes later, past 12 hours
+    item.update(actions=[store.SessionItem.created_at.set(store.now() - (12 * 3600 + 60))])
+    # Then neither its refresh token nor its access token works
+    assert api.post("/token/refresh", {"refresh": r.json()["refresh"]}).status == 401
+    assert api.get("/profile", token=r.json()["access"]).status == 401
+
+
+def test_change_password_keeps_this_session_and_ends_the_others(api, signed_in, outbox):
+    other = api.login("pat@example.com")
+    new = "a-completely-new-passphrase"
+    r = api.post(
+        "/change-password",
+        {"current_password": PASSWORD, "new_password": new, "confirm_password": new},
+        token=signed_in["access"],
+    )
+    assert r.status == 200, r.body
+    body = r.json()
+    assert api.get("/profile", token=body["access"]).status == 200
+    assert api.get("/profile", token=signed_in["access"]).status == 401
+    assert api.get("/profile", token=other["access"]).status == 401
+    assert api.post("/token/refresh", {"refresh": other["refresh"]}).status == 401
+    assert api.post("/login", {"email": "pat@example.com", "password": PASSWORD}).status == 401
+    assert api.login("pat@example.com", new)
+    assert outbox.to("pat@example.com")[-1]["subject"].endswith("password was changed")
+
+
+def test_change_password_needs_the_current_one(api, signed_in):
+    new = "a-completely-new-passphrase"
+    r = api.post(
+        "/change-password",
+        {"current_password": "wrong-wrong-wrong", "new_password": new, "confirm_password": new},
+        token=signed_in["access"],
+    )
+    assert r.status == 400 and "current_password" in r.json()
+    assert api.post("/change-password", {"current_password": PASSWORD}, token=None).status == 401
