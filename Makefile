@@ -35,7 +35,7 @@ test: $(VENV)/.installed
 
 ## lint: cfn-lint and `sam validate --lint` on template.yaml
 lint: $(VENV)/.installed $(TOOLS)/.installed
-	$(PY) -m cfnlint template.yaml
+	$(VENV)/bin/cfn-lint template.yaml
 	SAM_CLI_TELEMETRY=0 $(TOOLS)/bin/sam validate --lint --region us-east-1
 
 ## build: `sam build`, then check the layer really is importable arm64 Python

@@ -1,0 +1,56 @@
+"""events/*.json: one sample per function, valid for `sam local invoke -e`,
+and what each function answers to it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from local.functions import LambdaContext, handler
+from local.template import ROOT
+from tests.conftest import STACK
+
+EVENTS = ROOT / "events"
+EXPECTED = {
+    "api_root": 200,
+    "jwks": 200,
+    "register": 201,
+    "verify_otp": 400,
+    "resend_otp": 200,
+    "login": 401,
+    "forgot_password": 200,
+    "verify_password_reset_otp": 400,
+    "reset_password": 400,
+    "resend_password_reset_otp": 200,
+    "token_refresh": 401,
+    "profile": 401,  # the sample's user id does not exist
+    "logout": 200,
+    "change_password": 401,
+}
+
+
+def _functions() -> dict[str, str]:
+    """function folder -> logical id, from the template."""
+    return {Path(STACK.handler_of(lid)[0]).name: lid for lid in STACK.of_type("AWS::Serverless::Function")}
+
+
+def test_every_function_has_exactly_one_sample_event():
+    assert {p.stem for p in EVENTS.glob("*.json")} == set(_functions())
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_each_sample_event_gets_its_expected_answer(name):
+    event = json.loads((EVENTS / f"{name}.json").read_text())
+    route_paths = {(r.path, r.method) for r in STACK.routes() if r.function == _functions()[name]}
+    assert (event["resource"], event["httpMethod"]) in route_paths
+    result = handler(STACK, _functions()[name])(event, LambdaContext(name, "sample"))
+    assert result["statusCode"] == EXPECTED[name], result["body"]
+    json.loads(result["body"])
+
+
+def test_the_authorizer_sample_is_refused_without_a_real_token():
+    event = json.loads((EVENTS / "authorizer.json").read_text())
+    with pytest.raises(Exception, match="^Unauthorized$"):
+        handler(STACK, "AuthorizerFunction")(event, LambdaContext("authorizer", "sample"))
