@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from carekey.catalog import ENDPOINTS
+
 from local.template import load
 from tests.conftest import STACK
 
