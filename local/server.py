@@ -17,6 +17,7 @@ Environment:
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -127,6 +128,12 @@ def main() -> int:
     outbox.attach(boto3.DEFAULT_SESSION)
     if not deployed:
         provision(stack, boto3.DEFAULT_SESSION, endpoint_url=endpoint)
+
+    if moto_server is not None:
+        # Lets `make audit-verify` and `make audit-export` find this emulator.
+        state = ROOT / ".local" / "emulator.json"
+        state.parent.mkdir(parents=True, exist_ok=True)
+        state.write_text(json.dumps({"endpoint": endpoint, "stack": stack.name, "pid": os.getpid()}))
 
     gateway = Gateway(stack)
     # Import every function now, so the first request is as fast as the rest.

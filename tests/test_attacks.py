@@ -259,3 +259,9 @@ def test_sign_ups_per_ip_are_capped(gateway, outbox, settings_override, ip_limit
     client = ApiClient(gateway, outbox, ip="203.0.113.77")
     statuses = [client.register(f"bulk{i}@example.com").status for i in range(5)]
     assert statuses == [201, 201, 201, 429, 429]
+
+
+def test_the_cooldown_is_per_kind_of_code(api):
+    api.verified_user("kinds@example.com")
+    assert api.post("/forgot-password", {"email": "kinds@example.com"}).status == 200
+    assert api.post("/resend-password-reset-otp", {"email": "kinds@example.com"}).status == 429

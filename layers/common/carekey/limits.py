@@ -4,7 +4,8 @@ Every key is derived from the normalised email or the source IP through a
 keyed hash, whether or not an account exists, so limits behave the same for
 strangers and customers and reveal nothing.  Defaults (all configurable):
 
-- codes: 5 tries per code; 60 s between sends to one address; 5 sends an hour.
+- codes: 5 tries per code; 60 s between two codes of one kind to one address;
+  5 emails an hour to one address.
 - login: lockout from the 5th failure with waits that double from 30 s to
   15 minutes; at most 100 failures per account per hour.
 - per source IP: 100 failed logins or code checks an hour; 20 sign-ups an hour.
@@ -44,11 +45,12 @@ def registration_allowed(client: Client) -> None:
         raise errors.RateLimited(_seconds_left_in_hour())
 
 
-def claim_email_send(email: str) -> None:
-    """Take a send slot for this address or raise RateLimited (cooldown, then the hourly cap)."""
+def claim_email_send(email: str, purpose: str) -> None:
+    """Take a send slot for this address or raise RateLimited: one email per
+    purpose per cooldown, and an hourly cap across purposes."""
     cfg = settings()
     key = email_key(email)
-    wait = store.claim_send_slot(f"send#{key}", cfg.otp_resend_cooldown_seconds)
+    wait = store.claim_send_slot(f"send#{purpose}#{key}", cfg.otp_resend_cooldown_seconds)
     if wait:
         raise errors.RateLimited(wait, "Please wait before requesting another code.")
     if store.count_hit(f"sendhour#{key}", HOUR) > cfg.otp_sends_per_hour:

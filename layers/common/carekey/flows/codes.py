@@ -8,10 +8,10 @@ from carekey.config import settings
 _MESSAGES = {otp.VERIFY_EMAIL: mailer.verification_code, otp.PASSWORD_RESET: mailer.reset_code}
 
 
-def send_limited(email: mailer.Email) -> bool:
+def send_limited(email: mailer.Email, purpose: str) -> bool:
     """Send unless the address is in its cooldown or over its hourly cap."""
     try:
-        limits.claim_email_send(email.to)
+        limits.claim_email_send(email.to, purpose)
     except errors.RateLimited:
         return False
     return mailer.send(email)
@@ -26,4 +26,4 @@ def issue_code(user: store.UserItem, purpose: str, respect_limits: bool = False)
         settings().otp_ttl_seconds,
     )
     message = _MESSAGES[purpose](user.email, code)
-    return send_limited(message) if respect_limits else mailer.send(message)
+    return send_limited(message, purpose) if respect_limits else mailer.send(message)

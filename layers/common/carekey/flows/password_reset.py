@@ -16,7 +16,7 @@ def _request_code(call: Call[EmailOnlyRequest], event: str) -> bool:
     """Send a reset code if the email belongs to a verified, active account.
     Rate limits apply to every address alike, so they reveal nothing."""
     email = call.body.email
-    limits.claim_email_send(email)
+    limits.claim_email_send(email, otp.PASSWORD_RESET)
     user = store.user_by_email(email)
     eligible = user is not None and user.is_verified and user.is_active
     if eligible:

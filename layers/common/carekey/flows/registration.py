@@ -31,7 +31,7 @@ def register(call: Call[RegisterRequest]) -> Reply:
         store.create_user(user)
     except store.EmailTaken:
         # Same answer as a new sign-up; the owner hears of it, the account is untouched.
-        sent = send_limited(mailer.account_exists_notice(body.email))
+        sent = send_limited(mailer.account_exists_notice(body.email), otp.VERIFY_EMAIL)
         audit.record("register", "duplicate_email", call.client, email_hash=email_hash)
         return Reply(201, _registered(user, sent))
 
@@ -77,7 +77,7 @@ def verify_email(call: Call[VerifyOtpRequest]) -> Reply:
 def resend(call: Call[ResendOtpRequest]) -> Reply:
     """POST /resend-otp: the same answer whether or not the email has an account."""
     body = call.body
-    limits.claim_email_send(body.email)
+    limits.claim_email_send(body.email, otp.PASSWORD_RESET if body.context == "password_reset" else otp.VERIFY_EMAIL)
     user = store.user_by_email(body.email)
     if body.context == "password_reset":
         eligible = user is not None and user.is_verified and user.is_active
