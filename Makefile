@@ -8,7 +8,7 @@ TOOLS := .venv-tools
 PYTHON312 ?= $(shell for c in python3.12 "env PYENV_VERSION=3.12.1 python3.12" $$(ls -d $$HOME/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null); do \
 	$$c -c 'import sys; assert sys.version_info[:2] == (3, 12)' >/dev/null 2>&1 && { echo "$$c"; break; }; done)
 
-.PHONY: dev test lint scan build validate bench deploy audit-verify audit-export clean
+.PHONY: dev test lint scan build bench deploy openapi fuzz audit-verify audit-export clean
 
 $(VENV)/.installed: requirements-dev.txt layers/common/requirements.txt
 	@test -n "$(PYTHON312)" || { echo "Python 3.12 is needed (python3.12 on PATH, or pyenv)"; exit 1; }
@@ -33,8 +33,17 @@ dev: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m pytest
 
-## lint: cfn-lint and `sam validate --lint` on template.yaml
+## openapi: regenerate docs/openapi.json from the code
+openapi: $(VENV)/.installed
+	$(PY) -m local.openapi_file
+
+## fuzz: schemathesis against the local API, every operation (FUZZ_SECONDS, default 300)
+fuzz: $(VENV)/.installed
+	$(PY) -m local.fuzz
+
+## lint: ruff, cfn-lint and `sam validate --lint` on template.yaml
 lint: $(VENV)/.installed $(TOOLS)/.installed
+	$(VENV)/bin/ruff check layers functions local tests
 	$(VENV)/bin/cfn-lint template.yaml
 	SAM_CLI_TELEMETRY=0 $(TOOLS)/bin/sam validate --lint --region us-east-1
 

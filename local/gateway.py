@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -35,11 +36,19 @@ class Gateway:
         self.responses = stack.gateway_responses()
         self.timings: list[tuple[str, float]] = []
 
-    def route(self, method: str, path: str) -> tuple[Route | None, bool]:
-        """(route, path exists): trailing slashes are ignored, as API Gateway does."""
+    def route(self, method: str, path: str) -> tuple[Route | None, dict[str, str]]:
+        """The route for this request and its path parameters.  Trailing slashes
+        are ignored, and a method route wins over the path's ANY route, as in API Gateway."""
         clean = "/" + path.strip("/") if path.strip("/") else "/"
-        on_path = [r for r in self.routes if r.path == clean]
-        return next((r for r in on_path if r.method == method), None), bool(on_path)
+        for wanted in (method, "ANY"):
+            for r in self.routes:
+                if r.method != wanted:
+                    continue
+                pattern = "^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(r.path)) + "$"
+                match = re.match(pattern, clean)
+                if match:
+                    return r, match.groupdict()
+        return None, {}
 
     def gateway_response(self, kind: str, default_status: int) -> Response:
         spec = self.responses.get(kind) or self.responses.get("DEFAULT_5XX" if default_status >= 500 else "DEFAULT_4XX", {})
@@ -60,15 +69,19 @@ class Gateway:
         source_ip: str,
     ) -> Response:
         method = method.upper()
-        route, path_known = self.route(method, path)
+        route, params = self.route(method, path)
         if route is None:
-            if path_known:
-                return Response(
-                    405,
-                    {"Content-Type": "application/json", "Cache-Control": "no-store"},
-                    b'{"error": "Method not allowed", "message": "This path does not accept that method."}',
-                )
             return self.gateway_response("MISSING_AUTHENTICATION_TOKEN", 403)
+        # What API Gateway adds to every request it forwards.
+        names = {k.lower() for k, _ in headers}
+        host = next((v for k, v in headers if k.lower() == "host"), "")
+        headers = list(headers)
+        if "x-forwarded-for" not in names:
+            headers.append(("X-Forwarded-For", source_ip))
+        if "x-forwarded-proto" not in names:
+            headers.append(("X-Forwarded-Proto", "http"))
+        if "x-forwarded-port" not in names and ":" in host:
+            headers.append(("X-Forwarded-Port", host.rsplit(":", 1)[1]))
         request_id = str(uuid.uuid4())
         event = events.proxy_event(
             method=method,
@@ -81,6 +94,7 @@ class Gateway:
             source_ip=source_ip,
             request_id=request_id,
         )
+        event["pathParameters"] = params or None
         if route.authorizer:
             denied = self._authorize(route, event, headers)
             if denied is not None:

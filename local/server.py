@@ -204,9 +204,15 @@ def _handler_for(gateway: Any) -> type[BaseHTTPRequestHandler]:
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            if self.command != "HEAD":
+                self.wfile.write(body)
 
-        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _serve
+        def __getattr__(self, name: str) -> Any:
+            # Every method (TRACE, QUERY, ...) goes to the gateway, which routes it
+            # like API Gateway: the path's ANY route answers 405 with Allow.
+            if name.startswith("do_"):
+                return self._serve
+            raise AttributeError(name)
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the request line is printed by _serve
             return

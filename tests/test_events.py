@@ -16,6 +16,7 @@ EVENTS = ROOT / "events"
 EXPECTED = {
     "api_root": 200,
     "jwks": 200,
+    "docs": 200,
     "register": 201,
     "verify_otp": 400,
     "resend_otp": 200,

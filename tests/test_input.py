@@ -99,7 +99,7 @@ def test_api_root_documents_the_api(api):
     assert set(doc) >= {"message", "version", "endpoints", "authentication_flows", "specifications", "error_handling"}
     assert doc["specifications"]["otp"] == {**doc["specifications"]["otp"], "length": 6, "expiry_minutes": 10}
     assert doc["endpoints"]["register"]["required_fields"] == ["email", "password", "password2"]
-    assert doc["endpoints"]["register"]["url"] == "https://127.0.0.1:3000/register"
+    assert doc["endpoints"]["register"]["url"] == "http://127.0.0.1:3000/register"
     assert doc["error_handling"]["error_response_format"] == {"error": "Error description", "message": "User-friendly message"}
 
 

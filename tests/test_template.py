@@ -47,15 +47,17 @@ def test_the_layer_builds_its_package_where_lambda_imports_it():
 
 
 def test_every_catalogued_endpoint_is_a_route_and_back():
-    routes = {(r.path, r.method) for r in STACK.routes()}
+    routes = {(r.path, r.method) for r in STACK.routes() if r.method != "ANY"}
     documented = {(e.path, e.method) for e in ENDPOINTS}
     assert routes == documented
     protected = {(r.path, r.method) for r in STACK.routes() if r.authorizer}
+    # every path also has an ANY route to its own function, which answers other methods with 405
+    assert {r.path for r in STACK.routes() if r.method == "ANY"} == {e.path for e in ENDPOINTS}
     assert protected == {(e.path, e.method) for e in ENDPOINTS if e.auth}
 
 
 def test_one_function_per_step_each_with_its_own_kms_encrypted_six_year_log_group():
-    assert len(FUNCTIONS) == 15
+    assert len(FUNCTIONS) == 16
     for name, fn in FUNCTIONS.items():
         group = fn["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
         props = R[group]["Properties"]

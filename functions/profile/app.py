@@ -6,5 +6,5 @@ from carekey.schemas import ProfileUpdateRequest
 
 lambda_handler = handler(
     GET=Route(get_profile, protected=True),
-    PUT=Route(update_profile, ProfileUpdateRequest, protected=True),
+    PUT=Route(update_profile, ProfileUpdateRequest, protected=True, paths=("/profile",)),
 )

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.e2e.conftest import start_local_api, stop_local_api
+from local import runner
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "quiet-orchard-lantern-77"
@@ -85,7 +85,7 @@ def test_outbox_files_are_json_with_the_documented_fields(local_api):
 
 
 def test_ctrl_c_stops_cleanly(tmp_path):
-    api = start_local_api(tmp_path)
+    api = runner.start(tmp_path)
     assert api.get("/").status_code == 200
-    assert stop_local_api(api) == 0
-    assert "stopped" in (tmp_path / "server.log").read_text()
+    assert api.stop() == 0
+    assert "stopped" in api.log.read_text()

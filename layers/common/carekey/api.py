@@ -57,6 +57,8 @@ class Call(Generic[M]):
     client: Client
     principal: Principal | None = None
     base_url: str = ""
+    resource: str = ""
+    path_params: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -64,9 +66,12 @@ class Reply:
     status: int
     body: Any
     headers: dict[str, str] = field(default_factory=dict)
+    raw: bool = False  # body is text to send as is (HTML, scripts), not JSON
 
 
 def respond(status: int, body: Any, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    if isinstance(body, BaseModel):
+        body = body.model_dump(mode="json")
     return {
         "statusCode": status,
         "headers": {**SECURITY_HEADERS, **(headers or {})},
@@ -180,19 +185,35 @@ class Route:
     flow: Flow
     model: type[BaseModel] = _NoBody
     protected: bool = False
+    paths: tuple[str, ...] = ()  # only these resources (empty: every path routed to the function)
+
+    def serves(self, resource: str) -> bool:
+        return not self.paths or resource in self.paths
 
 
 def dispatch(routes: dict[str, Route], event: dict[str, Any]) -> dict[str, Any]:
     try:
+        resource = str(event.get("resource") or "")
         route = routes.get(str(event.get("httpMethod", "")).upper())
-        if route is None:
-            raise errors.MethodNotAllowed()
+        if route is None or not route.serves(resource):
+            refusal = errors.MethodNotAllowed()
+            refusal.headers["Allow"] = ", ".join(sorted(m for m, r in routes.items() if r.serves(resource)))
+            raise refusal
         principal = _principal_of(event)
         if route.protected and principal is None:
             raise errors.Unauthorized()
         body = parse(route.model, event) if route.model is not _NoBody else _NoBody()
-        call = Call(body=body, client=client_of(event), principal=principal, base_url=base_url_of(event))
+        call = Call(
+            body=body,
+            client=client_of(event),
+            principal=principal,
+            base_url=base_url_of(event),
+            resource=resource,
+            path_params={str(k): str(v) for k, v in (event.get("pathParameters") or {}).items()},
+        )
         reply = route.flow(call)
+        if reply.raw:
+            return {"statusCode": reply.status, "headers": {**SECURITY_HEADERS, **reply.headers}, "body": reply.body, "isBase64Encoded": False}
         return respond(reply.status, reply.body, reply.headers)
     except errors.ServiceError as exc:
         logger.info("request refused", extra={"refusal": type(exc).__name__, "status": exc.status})

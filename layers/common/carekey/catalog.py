@@ -11,6 +11,8 @@ from pydantic import BaseModel
 
 from carekey import schemas
 
+BODY_ERRORS = (400, 413)
+
 
 @dataclass(frozen=True)
 class Endpoint:
@@ -21,44 +23,64 @@ class Endpoint:
     model: type[BaseModel] | None = None
     auth: bool = False
     example: dict[str, Any] = field(default_factory=dict)
+    response: type[BaseModel] | None = None
+    status: int = 200
+    errors: tuple[int, ...] = ()
+    media_type: str = "application/json"
+    tag: str = "auth"
 
 
 ENDPOINTS: tuple[Endpoint, ...] = (
-    Endpoint("documentation", "GET", "/", "This API documentation"),
+    Endpoint("documentation", "GET", "/", "This API documentation", response=schemas.ApiDocumentation, tag="documentation"),
     Endpoint(
         "register", "POST", "/register", "Register a new user and send a verification code", schemas.RegisterRequest,
         example={"email": "user@example.com", "first_name": "John", "last_name": "Doe", "phone_number": "+1234567890",
                  "password": "correct horse battery", "password2": "correct horse battery"},
+        response=schemas.RegisterResponse, status=201, errors=(*BODY_ERRORS, 429),
     ),
     Endpoint("verify_otp", "POST", "/verify-otp", "Verify an email address with its code", schemas.VerifyOtpRequest,
-             example={"email": "user@example.com", "otp": "123456"}),
+             example={"email": "user@example.com", "otp": "123456"}, response=schemas.VerifiedResponse, errors=(*BODY_ERRORS, 429)),
     Endpoint("resend_otp", "POST", "/resend-otp", "Send a new code for email verification or password reset",
-             schemas.ResendOtpRequest, example={"email": "user@example.com", "context": "registration"}),
+             schemas.ResendOtpRequest, example={"email": "user@example.com", "context": "registration"},
+             response=schemas.ResendOtpResponse, errors=(*BODY_ERRORS, 429)),
     Endpoint("login", "POST", "/login", "Authenticate and receive JWT access and refresh tokens", schemas.LoginRequest,
-             example={"email": "user@example.com", "password": "correct horse battery"}),
+             example={"email": "user@example.com", "password": "correct horse battery"},
+             response=schemas.LoginResponse, errors=(*BODY_ERRORS, 401, 403, 429)),
     Endpoint("forgot_password", "POST", "/forgot-password", "Start a password reset: a code is emailed",
-             schemas.EmailOnlyRequest, example={"email": "user@example.com"}),
+             schemas.EmailOnlyRequest, example={"email": "user@example.com"},
+             response=schemas.ForgotPasswordResponse, errors=(*BODY_ERRORS, 429)),
     Endpoint("verify_password_reset_otp", "POST", "/verify-password-reset-otp", "Check a password reset code",
-             schemas.VerifyResetOtpRequest, example={"email": "user@example.com", "otp": "123456"}),
+             schemas.VerifyResetOtpRequest, example={"email": "user@example.com", "otp": "123456"},
+             response=schemas.VerifyResetResponse, errors=(*BODY_ERRORS, 429)),
     Endpoint("reset_password", "POST", "/reset-password", "Set a new password with the reset code (uses the code up)",
              schemas.ResetPasswordRequest,
              example={"email": "user@example.com", "otp": "123456", "new_password": "a new long passphrase",
-                      "confirm_password": "a new long passphrase"}),
+                      "confirm_password": "a new long passphrase"},
+             response=schemas.SuccessResponse, errors=(*BODY_ERRORS, 429)),
     Endpoint("resend_password_reset_otp", "POST", "/resend-password-reset-otp", "Send a new password reset code",
-             schemas.EmailOnlyRequest, example={"email": "user@example.com"}),
+             schemas.EmailOnlyRequest, example={"email": "user@example.com"},
+             response=schemas.ResendResetResponse, errors=(*BODY_ERRORS, 429)),
     Endpoint("token_refresh", "POST", "/token/refresh", "Exchange a refresh token for a new access and refresh token",
-             schemas.RefreshRequest, example={"refresh": "your_refresh_token_here"}),
-    Endpoint("profile", "GET", "/profile", "The signed-in user's profile", auth=True),
+             schemas.RefreshRequest, example={"refresh": "your_refresh_token_here"},
+             response=schemas.TokenPair, errors=(*BODY_ERRORS, 401)),
+    Endpoint("profile", "GET", "/profile", "The signed-in user's profile", auth=True, response=schemas.User, errors=(401,)),
     Endpoint("update_profile", "PUT", "/profile", "Update first_name, last_name or phone_number",
-             schemas.ProfileUpdateRequest, auth=True, example={"first_name": "Jane"}),
-    Endpoint("me", "GET", "/me", "The signed-in user", auth=True),
+             schemas.ProfileUpdateRequest, auth=True, example={"first_name": "Jane"},
+             response=schemas.User, errors=(*BODY_ERRORS, 401)),
+    Endpoint("me", "GET", "/me", "The signed-in user", auth=True, response=schemas.User, errors=(401,)),
     Endpoint("logout", "POST", "/logout", "End this session, or every session with {\"all\": true}",
-             schemas.LogoutRequest, auth=True, example={"all": False}),
+             schemas.LogoutRequest, auth=True, example={"all": False}, response=schemas.LogoutResponse, errors=(*BODY_ERRORS, 401)),
     Endpoint("change_password", "POST", "/change-password", "Change the password; other sessions end",
              schemas.ChangePasswordRequest, auth=True,
              example={"current_password": "correct horse battery", "new_password": "a new long passphrase",
-                      "confirm_password": "a new long passphrase"}),
-    Endpoint("jwks", "GET", "/.well-known/jwks.json", "Public keys that verify this service's tokens (ES256)"),
+                      "confirm_password": "a new long passphrase"},
+             response=schemas.ChangePasswordResponse, errors=(*BODY_ERRORS, 401)),
+    Endpoint("jwks", "GET", "/.well-known/jwks.json", "Public keys that verify this service's tokens (ES256)",
+             response=schemas.Jwks, tag="documentation"),
+    Endpoint("openapi", "GET", "/openapi.json", "This API as an OpenAPI 3.1 document", tag="documentation"),
+    Endpoint("docs", "GET", "/docs", "The API documentation page", media_type="text/html", tag="documentation"),
+    Endpoint("docs_asset", "GET", "/docs/{asset}", "Scripts and styles of the documentation page (served here, no CDN)",
+             errors=(404,), media_type="application/javascript,text/css", tag="documentation"),
 )
 
 

@@ -8,10 +8,10 @@ Unknown fields are ignored, as the legacy API did.
 from __future__ import annotations
 
 import unicodedata
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel, StrictBool, StrictStr, field_validator
 
 
 def _no_control_chars(value: str) -> str:
@@ -37,11 +37,22 @@ def _trimmed(value: str) -> str:
     return value.strip()
 
 
-Text = Annotated[StrictStr, AfterValidator(_no_control_chars)]
-Email = Annotated[StrictStr, Field(max_length=254), AfterValidator(_no_control_chars), AfterValidator(_valid_email)]
+# Documents the control-character rule in the OpenAPI schema; _no_control_chars enforces it.
+_PRINTABLE = {"pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"}
+
+Email = Annotated[
+    StrictStr,
+    Field(max_length=254, json_schema_extra={"format": "email", **_PRINTABLE}),
+    AfterValidator(_no_control_chars),
+    AfterValidator(_valid_email),
+]
 # Login accepts anything email-like: a malformed address simply does not match an account.
-LoginEmail = Annotated[StrictStr, Field(max_length=320), AfterValidator(_no_control_chars), AfterValidator(normalise_email)]
-Name = Annotated[StrictStr, Field(max_length=150), AfterValidator(_no_control_chars), AfterValidator(_trimmed)]
+LoginEmail = Annotated[
+    StrictStr, Field(max_length=320, json_schema_extra=_PRINTABLE), AfterValidator(_no_control_chars), AfterValidator(normalise_email)
+]
+Name = Annotated[
+    StrictStr, Field(max_length=150, json_schema_extra=_PRINTABLE), AfterValidator(_no_control_chars), AfterValidator(_trimmed)
+]
 Phone = Annotated[
     StrictStr,
     AfterValidator(_trimmed),
@@ -49,9 +60,11 @@ Phone = Annotated[
 ]
 # Length rules for passwords live in carekey.passwords (configurable); this bound only
 # keeps absurd inputs out before any work is done.
-Password = Annotated[StrictStr, Field(max_length=4096), AfterValidator(_no_control_chars)]
-Otp = Annotated[StrictStr, Field(max_length=64), AfterValidator(_no_control_chars), AfterValidator(_trimmed)]
-Token = Annotated[StrictStr, Field(max_length=4096), AfterValidator(_no_control_chars)]
+Password = Annotated[StrictStr, Field(max_length=4096, json_schema_extra=_PRINTABLE), AfterValidator(_no_control_chars)]
+Otp = Annotated[
+    StrictStr, Field(max_length=64, json_schema_extra=_PRINTABLE), AfterValidator(_no_control_chars), AfterValidator(_trimmed)
+]
+Token = Annotated[StrictStr, Field(max_length=4096, json_schema_extra=_PRINTABLE), AfterValidator(_no_control_chars)]
 
 
 class Request(BaseModel):
@@ -125,3 +138,114 @@ class ProfileUpdateRequest(Request):
         if value is None:
             raise ValueError("This field may not be null.")
         return value
+
+
+# ---- responses: what the flows answer, and what the OpenAPI document says they answer ----
+
+
+class Response(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class User(Response):
+    id: str = Field(description="UUID")
+    email: str
+    first_name: str
+    last_name: str
+    phone_number: str | None
+    isVerified: bool
+    date_joined: str = Field(description="ISO 8601, UTC")
+
+
+class RegisterResponse(Response):
+    user: User
+    otp_sent: bool
+    otp_expires_in: int = Field(description="Minutes")
+    message: str
+
+
+class VerifiedResponse(Response):
+    message: str
+    verified: bool
+
+
+class ResendOtpResponse(Response):
+    message: str
+    otp_sent: bool
+    otp_expires_in: int
+    context: Literal["registration", "password_reset"]
+
+
+class ForgotPasswordResponse(Response):
+    message: str
+    otp_sent: bool
+    otp_expires_in: int
+    email: str
+
+
+class ResendResetResponse(Response):
+    message: str
+    otp_sent: bool
+    otp_expires_in: int
+
+
+class VerifyResetResponse(Response):
+    message: str
+    verified: bool
+    email: str
+
+
+class SuccessResponse(Response):
+    message: str
+    success: bool
+
+
+class TokenPair(Response):
+    access: str
+    refresh: str
+
+
+class LoginResponse(Response):
+    user: User
+    access: str
+    refresh: str
+    message: str
+
+
+class LogoutResponse(Response):
+    message: str
+    success: bool
+    all: bool
+
+
+class ChangePasswordResponse(Response):
+    message: str
+    success: bool
+    access: str
+    refresh: str
+
+
+class Jwks(Response):
+    keys: list[dict[str, str]]
+
+
+class ApiDocumentation(Response):
+    message: str
+    version: str
+    endpoints: dict[str, dict[str, Any]]
+    authentication_flows: dict[str, list[str]]
+    specifications: dict[str, Any]
+    error_handling: dict[str, Any]
+    security_notes: list[str]
+
+
+class ErrorResponse(BaseModel):
+    """{"error", "message"}; some errors add fields (retry_after, can_resend_otp, email)."""
+
+    model_config = ConfigDict(extra="allow")
+    error: str
+    message: str
+
+
+class FieldErrorsResponse(RootModel[dict[str, list[str]]]):
+    """Validation errors: each refused field with its reasons."""

@@ -36,6 +36,7 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from carekey.config import settings
+from carekey.schemas import User
 
 
 def _region() -> str:
@@ -76,17 +77,17 @@ class UserItem(Model):
     token_version = NumberAttribute(default=0)
     date_joined = UTCDateTimeAttribute()
 
-    def public(self) -> dict[str, Any]:
+    def public(self) -> User:
         """The user object of the legacy API."""
-        return {
-            "id": self.user_id,
-            "email": self.email,
-            "first_name": self.first_name,
-            "last_name": self.last_name,
-            "phone_number": self.phone_number,
-            "isVerified": self.is_verified,
-            "date_joined": self.date_joined.isoformat().replace("+00:00", "Z"),
-        }
+        return User(
+            id=self.user_id,
+            email=self.email,
+            first_name=self.first_name,
+            last_name=self.last_name,
+            phone_number=self.phone_number,
+            isVerified=self.is_verified,
+            date_joined=self.date_joined.isoformat().replace("+00:00", "Z"),
+        )
 
 
 class EmailClaim(Model):

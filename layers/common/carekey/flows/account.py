@@ -9,7 +9,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from carekey import audit, errors, limits, mailer, otp, passwords, store, tokens
 from carekey.api import Call, Reply
 from carekey.observability import metrics
-from carekey.schemas import ChangePasswordRequest, ProfileUpdateRequest
+from carekey.schemas import ChangePasswordRequest, ChangePasswordResponse, ProfileUpdateRequest
 
 
 def _me(call: Call) -> store.UserItem:
@@ -70,4 +70,7 @@ def change_password(call: Call[ChangePasswordRequest]) -> Reply:
     mailer.send(mailer.password_changed_notice(user.email))
     audit.record("password_change", "success", call.client, user_id=user.user_id, email_hash=otp.email_key(user.email))
     metrics.add_metric(name="PasswordChanges", unit=MetricUnit.Count, value=1)
-    return Reply(200, {"message": "Password changed. Other sessions have been signed out.", "success": True, "access": access, "refresh": refresh})
+    return Reply(
+        200,
+        ChangePasswordResponse(message="Password changed. Other sessions have been signed out.", success=True, access=access, refresh=refresh),
+    )

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import html
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
-from carekey import __version__, tokens
+from carekey import __version__, errors, tokens
 from carekey.api import Call, Reply
 from carekey.catalog import ENDPOINTS, fields_of
 from carekey.config import settings
+from carekey.schemas import ApiDocumentation, Jwks
 
 
 def api_root(call: Call) -> Reply:
@@ -28,7 +32,7 @@ def api_root(call: Call) -> Reply:
         endpoints[ep.name] = entry
     return Reply(
         200,
-        {
+        ApiDocumentation.model_validate({
             "message": f"{cfg.service_name} Authentication API",
             "version": __version__,
             "endpoints": endpoints,
@@ -104,9 +108,67 @@ def api_root(call: Call) -> Reply:
                 "Refresh before the access token expires; each refresh token works once",
                 "Responses never reveal whether an email has an account",
             ],
-        },
+        }),
     )
 
 
 def jwks(call: Call) -> Reply:
-    return Reply(200, tokens.jwks(), {"Cache-Control": "public, max-age=300"})
+    return Reply(200, Jwks.model_validate(tokens.jwks()), {"Cache-Control": "public, max-age=300"})
+
+
+_ASSET_TYPES = {".js": "application/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
+_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <title>{title}</title>
+  <link rel="stylesheet" href="{base}/docs/swagger-ui.css">
+</head>
+<body>
+  <div id="docs" data-spec="{base}/openapi.json"></div>
+  <script src="{base}/docs/swagger-ui-bundle.js"></script>
+  <script src="{base}/docs/start.js"></script>
+</body>
+</html>
+"""
+_START = """window.ui = SwaggerUIBundle({
+  url: document.getElementById('docs').dataset.spec,
+  dom_id: '#docs',
+  deepLinking: true,
+  docExpansion: 'list',
+  defaultModelsExpandDepth: 0,
+  supportedSubmitMethods: []
+});
+"""
+# The page's own script is served, not inlined, so a strict Content-Security-Policy holds.
+_CSP = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'"
+
+
+@lru_cache(maxsize=1)
+def _spec() -> dict[str, Any]:
+    from carekey.openapi import document
+
+    return document()
+
+
+
+
+def documentation(call: Call, assets: Path) -> Reply:
+    """GET /openapi.json, /docs and /docs/{asset} (files from `assets`, shipped with the docs function)."""
+    if call.resource == "/openapi.json":
+        spec = dict(_spec())
+        if call.base_url:
+            spec["servers"] = [{"url": call.base_url}]
+        return Reply(200, spec, {"Cache-Control": "public, max-age=300"})
+    if call.resource == "/docs":
+        page = _PAGE.format(title=html.escape(f"{settings().service_name} API"), base=call.base_url)
+        return Reply(200, page, {"Content-Type": "text/html; charset=utf-8", "Content-Security-Policy": _CSP, "Cache-Control": "public, max-age=300"}, raw=True)
+    name = call.path_params.get("asset", "")
+    if name == "start.js":
+        return Reply(200, _START, {"Content-Type": _ASSET_TYPES[".js"], "Cache-Control": "public, max-age=86400"}, raw=True)
+    suffix = Path(name).suffix
+    path = assets / name
+    if suffix not in _ASSET_TYPES or "/" in name or not path.is_file():
+        raise errors.NotFound()
+    return Reply(200, path.read_text(encoding="utf-8"), {"Content-Type": _ASSET_TYPES[suffix], "Cache-Control": "public, max-age=86400"}, raw=True)

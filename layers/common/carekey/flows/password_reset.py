@@ -9,7 +9,15 @@ from carekey.api import Call, Reply
 from carekey.config import settings
 from carekey.flows.codes import issue_code
 from carekey.observability import metrics
-from carekey.schemas import EmailOnlyRequest, ResetPasswordRequest, VerifyResetOtpRequest
+from carekey.schemas import (
+    EmailOnlyRequest,
+    ForgotPasswordResponse,
+    ResendResetResponse,
+    ResetPasswordRequest,
+    SuccessResponse,
+    VerifyResetOtpRequest,
+    VerifyResetResponse,
+)
 
 
 def _request_code(call: Call[EmailOnlyRequest], event: str) -> bool:
@@ -36,12 +44,12 @@ def forgot_password(call: Call[EmailOnlyRequest]) -> Reply:
     _request_code(call, "password_reset.requested")
     return Reply(
         200,
-        {
-            "message": "If this email has an account, a password reset code has been sent to it.",
-            "otp_sent": True,
-            "otp_expires_in": settings().otp_ttl_minutes,
-            "email": call.body.email,
-        },
+        ForgotPasswordResponse(
+            message="If this email has an account, a password reset code has been sent to it.",
+            otp_sent=True,
+            otp_expires_in=settings().otp_ttl_minutes,
+            email=call.body.email,
+        ),
     )
 
 
@@ -49,11 +57,11 @@ def resend_reset_code(call: Call[EmailOnlyRequest]) -> Reply:
     _request_code(call, "password_reset.resent")
     return Reply(
         200,
-        {
-            "message": "If this email has an account, a new password reset code has been sent to it.",
-            "otp_sent": True,
-            "otp_expires_in": settings().otp_ttl_minutes,
-        },
+        ResendResetResponse(
+            message="If this email has an account, a new password reset code has been sent to it.",
+            otp_sent=True,
+            otp_expires_in=settings().otp_ttl_minutes,
+        ),
     )
 
 
@@ -80,7 +88,7 @@ def verify_reset_code(call: Call[VerifyResetOtpRequest]) -> Reply:
     body = call.body
     attempt = _checked_code(call, body.email, body.otp)
     audit.record("password_reset.code_check", "success", call.client, user_id=attempt.user_id, email_hash=otp.email_key(body.email))
-    return Reply(200, {"message": "OTP verified successfully", "verified": True, "email": body.email})
+    return Reply(200, VerifyResetResponse(message="OTP verified successfully", verified=True, email=body.email))
 
 
 def reset_password(call: Call[ResetPasswordRequest]) -> Reply:
@@ -112,4 +120,4 @@ def reset_password(call: Call[ResetPasswordRequest]) -> Reply:
     mailer.send(mailer.password_changed_notice(user.email))
     audit.record("password_reset.done", "success", call.client, user_id=user.user_id, email_hash=otp.email_key(user.email))
     metrics.add_metric(name="PasswordResets", unit=MetricUnit.Count, value=1)
-    return Reply(200, {"message": "Password reset successfully", "success": True})
+    return Reply(200, SuccessResponse(message="Password reset successfully", success=True))

@@ -9,7 +9,14 @@ from carekey.api import Call, Reply
 from carekey.config import settings
 from carekey.flows.codes import issue_code, send_limited
 from carekey.observability import metrics
-from carekey.schemas import RegisterRequest, ResendOtpRequest, VerifyOtpRequest
+from carekey.schemas import (
+    RegisterRequest,
+    RegisterResponse,
+    ResendOtpRequest,
+    ResendOtpResponse,
+    VerifiedResponse,
+    VerifyOtpRequest,
+)
 
 
 def register(call: Call[RegisterRequest]) -> Reply:
@@ -41,13 +48,13 @@ def register(call: Call[RegisterRequest]) -> Reply:
     return Reply(201, _registered(user, sent))
 
 
-def _registered(user: store.UserItem, sent: bool) -> dict:
+def _registered(user: store.UserItem, sent: bool) -> RegisterResponse:
     message = (
         "Account created. Check your email for the verification code."
         if sent
         else "Account created, but the verification email could not be sent now. Request a new code with POST /resend-otp."
     )
-    return {"user": user.public(), "otp_sent": sent, "otp_expires_in": settings().otp_ttl_minutes, "message": message}
+    return RegisterResponse(user=user.public(), otp_sent=sent, otp_expires_in=settings().otp_ttl_minutes, message=message)
 
 
 def verify_email(call: Call[VerifyOtpRequest]) -> Reply:
@@ -71,7 +78,7 @@ def verify_email(call: Call[VerifyOtpRequest]) -> Reply:
     assert attempt is not None
     audit.record("verify_email", "success", call.client, user_id=attempt.user_id, email_hash=otp.email_key(body.email))
     metrics.add_metric(name="EmailsVerified", unit=MetricUnit.Count, value=1)
-    return Reply(200, {"message": "Email verified successfully", "verified": True})
+    return Reply(200, VerifiedResponse(message="Email verified successfully", verified=True))
 
 
 def resend(call: Call[ResendOtpRequest]) -> Reply:
@@ -96,10 +103,10 @@ def resend(call: Call[ResendOtpRequest]) -> Reply:
     )
     return Reply(
         200,
-        {
-            "message": "If this email has an account waiting for a code, a new one has been sent.",
-            "otp_sent": True,
-            "otp_expires_in": settings().otp_ttl_minutes,
-            "context": body.context,
-        },
+        ResendOtpResponse(
+            message="If this email has an account waiting for a code, a new one has been sent.",
+            otp_sent=True,
+            otp_expires_in=settings().otp_ttl_minutes,
+            context=body.context,
+        ),
     )

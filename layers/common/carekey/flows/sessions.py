@@ -17,17 +17,17 @@ from carekey import audit, errors, limits, otp, passwords, store, tokens
 from carekey.api import Call, Reply
 from carekey.config import settings
 from carekey.observability import logger, metrics
-from carekey.schemas import LoginRequest, LogoutRequest, RefreshRequest
+from carekey.schemas import LoginRequest, LoginResponse, LogoutRequest, LogoutResponse, RefreshRequest, TokenPair
 
 
-def start_session(user: store.UserItem) -> dict[str, str]:
+def start_session(user: store.UserItem) -> TokenPair:
     cfg = settings()
     refresh_jti = uuid.uuid4().hex
     session_id = store.create_session(user.user_id, refresh_jti, cfg.session_max_hours * 3600)
     version = int(user.token_version)
     access, _ = tokens.issue(tokens.ACCESS, user.user_id, session_id, version)
     refresh, _ = tokens.issue(tokens.REFRESH, user.user_id, session_id, version, jti=refresh_jti)
-    return {"access": access, "refresh": refresh}
+    return TokenPair(access=access, refresh=refresh)
 
 
 def login(call: Call[LoginRequest]) -> Reply:
@@ -64,7 +64,7 @@ def login(call: Call[LoginRequest]) -> Reply:
     pair = start_session(user)
     audit.record("login", "success", call.client, user_id=user.user_id, email_hash=email_hash)
     metrics.add_metric(name="Logins", unit=MetricUnit.Count, value=1)
-    return Reply(200, {"user": user.public(), **pair, "message": "Login successful"})
+    return Reply(200, LoginResponse(user=user.public(), access=pair.access, refresh=pair.refresh, message="Login successful"))
 
 
 def refresh(call: Call[RefreshRequest]) -> Reply:
@@ -100,7 +100,7 @@ def refresh(call: Call[RefreshRequest]) -> Reply:
     access, _ = tokens.issue(tokens.ACCESS, claims.user_id, claims.session_id, claims.version)
     new_refresh, _ = tokens.issue(tokens.REFRESH, claims.user_id, claims.session_id, claims.version, jti=new_jti)
     audit.record("refresh", "success", call.client, user_id=claims.user_id)
-    return Reply(200, {"access": access, "refresh": new_refresh})
+    return Reply(200, TokenPair(access=access, refresh=new_refresh))
 
 
 def logout(call: Call[LogoutRequest]) -> Reply:
@@ -110,7 +110,7 @@ def logout(call: Call[LogoutRequest]) -> Reply:
     if call.body.all:
         store.end_all_sessions(principal.user_id)
     audit.record("logout", "all_sessions" if call.body.all else "this_session", call.client, user_id=principal.user_id)
-    return Reply(200, {"message": "Logged out", "success": True, "all": call.body.all})
+    return Reply(200, LogoutResponse(message="Logged out", success=True, all=call.body.all))
 
 
 class Denied(Exception):

@@ -1,0 +1,120 @@
+"""The OpenAPI 3.1 document, generated from the catalogue and the very request
+and response models the flows use.  `make openapi` writes docs/openapi.json;
+a test fails when that copy drifts from what this module generates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from carekey import __version__
+from carekey.catalog import ENDPOINTS, Endpoint
+from carekey.config import settings
+from carekey.schemas import ErrorResponse, FieldErrorsResponse
+
+_ERROR_TEXT = {
+    400: "Invalid input: field errors, malformed JSON, or an invalid or expired code",
+    401: "Invalid credentials, or a missing, invalid, expired or revoked token",
+    403: "Email not verified (after the right password), or account deactivated",
+    404: "Nothing at this path",
+    405: "The path does not accept this method",
+    413: "The request body is larger than the limit",
+    429: "Too many attempts or codes; see Retry-After",
+}
+DOCS_ASSETS = ("swagger-ui-bundle.js", "swagger-ui.css", "start.js")
+_NO_STORE = {"Cache-Control": {"schema": {"type": "string", "const": "no-store"}}}
+
+
+class _Components:
+    def __init__(self) -> None:
+        self.schemas: dict[str, Any] = {}
+
+    def ref(self, model: type[BaseModel], mode: str) -> dict[str, str]:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}", mode=mode)  # type: ignore[arg-type]
+        for name, definition in schema.pop("$defs", {}).items():
+            self.schemas.setdefault(name, definition)
+        self.schemas.setdefault(model.__name__, schema)
+        return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def _error_response(status: int, components: _Components) -> dict[str, Any]:
+    error = components.ref(ErrorResponse, "serialization")
+    schema = {"oneOf": [components.ref(FieldErrorsResponse, "serialization"), error]} if status == 400 else error
+    response: dict[str, Any] = {"description": _ERROR_TEXT[status], "content": _json(schema)}
+    if status == 429:
+        response["headers"] = {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "string"}}}
+    return response
+
+
+def _operation(ep: Endpoint, components: _Components) -> dict[str, Any]:
+    op: dict[str, Any] = {"operationId": ep.name, "summary": ep.description, "tags": [ep.tag]}
+    if ep.model is not None:
+        # A body whose fields are all optional may be left out.
+        required = any(f.is_required() for f in ep.model.model_fields.values())
+        op["requestBody"] = {"required": required, "content": _json(components.ref(ep.model, "validation"))}
+        if ep.example:
+            op["requestBody"]["content"]["application/json"]["example"] = ep.example
+    if "{asset}" in ep.path:
+        op["parameters"] = [
+            {"name": "asset", "in": "path", "required": True, "schema": {"type": "string", "enum": list(DOCS_ASSETS)}}
+        ]
+    if ep.response is not None:
+        success: dict[str, Any] = {"description": "Success", "content": _json(components.ref(ep.response, "serialization"))}
+    elif ep.media_type == "application/json":
+        success = {"description": "Success", "content": _json({"type": "object"})}
+    else:
+        success = {"description": "Success", "content": {t: {"schema": {"type": "string"}} for t in ep.media_type.split(",")}}
+    if ep.tag == "auth":
+        success["headers"] = _NO_STORE
+    responses = {str(ep.status): success}
+    for status in ep.errors:
+        responses[str(status)] = _error_response(status, components)
+    if ep.auth:
+        op["security"] = [{"bearerAuth": []}]
+        responses.setdefault("401", _error_response(401, components))
+    op["responses"] = responses
+    return op
+
+
+def document() -> dict[str, Any]:
+    components = _Components()
+    paths: dict[str, dict[str, Any]] = {}
+    for ep in ENDPOINTS:
+        paths.setdefault(ep.path, {})[ep.method.lower()] = _operation(ep, components)
+    for path_item in paths.values():
+        # Every path answers other methods with 405 and an Allow header.
+        allowed = ", ".join(sorted(m.upper() for m in path_item))
+        for operation in path_item.values():
+            operation["responses"]["405"] = {
+                **_error_response(405, components),
+                "headers": {"Allow": {"schema": {"type": "string", "const": allowed}}},
+            }
+    name = settings().service_name
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": f"{name} Authentication API",
+            "version": __version__,
+            "description": (
+                "Email and password authentication with one-time codes, JWT access and refresh tokens (ES256, "
+                "JWKS at /.well-known/jwks.json), password reset, and the signed-in user's profile. Errors are "
+                '{"error", "message"}; field validation errors are {"field": ["message"]}. Responses never '
+                "reveal whether an email has an account."
+            ),
+        },
+        "servers": [{"url": "/"}],
+        "tags": [
+            {"name": "auth", "description": "Sign-up, verification, login, tokens, password reset, profile"},
+            {"name": "documentation", "description": "This documentation and the token verification keys"},
+        ],
+        "paths": paths,
+        "components": {
+            "schemas": dict(sorted(components.schemas.items())),
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+        },
+    }
