@@ -47,6 +47,19 @@ lint: $(VENV)/.installed $(TOOLS)/.installed
 	$(VENV)/bin/cfn-lint template.yaml
 	SAM_CLI_TELEMETRY=0 $(TOOLS)/bin/sam validate --lint --region us-east-1
 
+SCAN := .venv-scan
+
+$(SCAN)/.installed: requirements-scan.txt
+	@test -n "$(PYTHON312)" || { echo "Python 3.12 is needed (python3.12 on PATH, or pyenv)"; exit 1; }
+	$(PYTHON312) -m venv $(SCAN)
+	$(SCAN)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-scan.txt
+	@touch $@
+
+## scan: checkov on template.yaml (zero failed checks) and bandit on the code (no medium or high finding)
+scan: $(SCAN)/.installed
+	$(SCAN)/bin/checkov -f template.yaml --framework cloudformation --compact --quiet --skip-download
+	$(SCAN)/bin/bandit -q -ll -r layers/common/carekey functions local -c pyproject.toml
+
 ## build: `sam build`, then check the layer really is importable arm64 Python
 build: $(TOOLS)/.installed
 	SAM_CLI_TELEMETRY=0 PATH="$(TOOLS)/bin:$$PATH" $(TOOLS)/bin/sam build --parallel

@@ -162,3 +162,17 @@ def test_every_limit_is_a_parameter_whose_default_matches_the_code(param):
 
 def test_outputs_give_the_api_url():
     assert "ApiUrl" in T["Outputs"] and "JwksUrl" in T["Outputs"]
+
+
+def test_reserved_concurrency_is_set_by_parameter_and_on_in_prod():
+    assert T["Globals"]["Function"]["ReservedConcurrentExecutions"] == {
+        "Fn::If": ["ReserveConcurrency", {"Ref": "ReservedConcurrency"}, {"Ref": "AWS::NoValue"}]
+    }
+    assert "ReservedConcurrency=50" in open("samconfig.toml").read()
+
+
+def test_every_checkov_suppression_gives_its_reason():
+    skips = [(name, s) for name, r in R.items() for s in (r.get("Metadata", {}).get("checkov", {}).get("skip", []))]
+    assert skips
+    for name, skip in skips:
+        assert skip["id"].startswith("CKV_") and len(skip.get("comment", "")) > 40, name
