@@ -79,19 +79,32 @@ def main(build_dir: str) -> int:
     return 1 if problems else 0
 
 
-def _import_check(functions: dict[str, tuple[Path, str]], build: Path) -> list[str]:
+def native_layer(tmp: Path) -> tuple[Path, Path]:
+    """The layer built by its own Makefile for this machine's architecture, and a
+    folder holding only boto3 (what the Lambda runtime provides)."""
     arch = {"x86_64": "manylinux2014_x86_64", "aarch64": "manylinux2014_aarch64"}[platform.machine()]
+    layer, runtime = tmp / "layer", tmp / "runtime"
+    subprocess.run(
+        ["make", "-s", "-C", str(ROOT / "layers" / "common"), "build-CommonLayer", f"ARTIFACTS_DIR={layer}", f"PLATFORM={arch}"],
+        check=True,
+    )
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-warn-conflicts", "--target", str(runtime), "boto3"],
+        check=True,
+    )
+    return layer / "python", runtime
+
+
+def bare_python(paths: list[Path], code: str, *args: str) -> subprocess.CompletedProcess:
+    """Run code in a Python 3.12 that sees only `paths` and the standard library."""
+    env = {"PATH": os.environ.get("PATH", ""), "AWS_DEFAULT_REGION": "us-east-1", "POWERTOOLS_TRACE_DISABLED": "true"}
+    prelude = f"import sys; sys.path[:0] = {[str(p) for p in paths]!r}\n"
+    return subprocess.run([sys.executable, "-S", "-E", "-c", prelude + code, *args], env=env, capture_output=True, text=True)
+
+
+def _import_check(functions: dict[str, tuple[Path, str]], build: Path) -> list[str]:
     with tempfile.TemporaryDirectory() as tmp:
-        native_layer = Path(tmp) / "layer"
-        runtime = Path(tmp) / "runtime"
-        subprocess.run(
-            ["make", "-s", "-C", str(ROOT / "layers" / "common"), "build-CommonLayer", f"ARTIFACTS_DIR={native_layer}", f"PLATFORM={arch}"],
-            check=True,
-        )
-        subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-warn-conflicts", "--target", str(runtime), "boto3"],
-            check=True,
-        )
+        layer, runtime = native_layer(Path(tmp))
         script = (
             "import importlib.util, os, sys\n"
             "failures = []\n"
@@ -107,15 +120,7 @@ def _import_check(functions: dict[str, tuple[Path, str]], build: Path) -> list[s
             "print('\\n'.join(failures) or 'all handlers import')\n"
             "sys.exit(1 if failures else 0)\n"
         )
-        env = {
-            "PATH": os.environ.get("PATH", ""),
-            "PYTHONPATH": f"{native_layer / 'python'}:{runtime}",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "POWERTOOLS_TRACE_DISABLED": "true",
-        }
-        args = [f"{lid}={build / lid}" for lid in functions]
-        done = subprocess.run([sys.executable, "-S", "-E", "-c", f"import sys; sys.path[:0] = {str(env['PYTHONPATH'].split(':'))}\n" + script, *args],
-                              env=env, capture_output=True, text=True)
+        done = bare_python([layer, runtime], script, *[f"{lid}={build / lid}" for lid in functions])
         print(done.stdout.strip() or done.stderr.strip()[-2000:])
         return [] if done.returncode == 0 else ["functions do not import from the built layer: " + done.stdout.strip()[:500]]
 

@@ -176,3 +176,10 @@ def test_every_checkov_suppression_gives_its_reason():
     assert skips
     for name, skip in skips:
         assert skip["id"].startswith("CKV_") and len(skip.get("comment", "")) > 40, name
+
+
+def test_password_hashing_functions_get_a_full_vcpu():
+    assert T["Parameters"]["PasswordFunctionMemorySize"]["Default"] == 1769
+    hashing = {n for n, f in FUNCTIONS.items() if f["Properties"].get("MemorySize") == {"Ref": "PasswordFunctionMemorySize"}}
+    assert hashing == {"RegisterFunction", "LoginFunction", "ResetPasswordFunction", "ChangePasswordFunction"}
+    assert T["Globals"]["Function"]["MemorySize"] == {"Ref": "FunctionMemorySize"}

@@ -10,7 +10,6 @@ from __future__ import annotations
 import unicodedata
 from typing import Annotated, Any, Literal
 
-from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel, StrictBool, StrictStr, field_validator
 
 
@@ -25,6 +24,9 @@ def normalise_email(value: str) -> str:
 
 
 def _valid_email(value: str) -> str:
+    # Imported here: only the functions that take a new email pay for it at cold start.
+    from email_validator import EmailNotValidError, validate_email
+
     value = normalise_email(value)
     try:
         validate_email(value, check_deliverability=False)

@@ -1,0 +1,327 @@
+"""`make bench`: measures cold start, warm latency, DynamoDB work per flow and
+package size, models cost and memory size, and writes docs/performance.md
+(with docs/latency.svg).
+
+Timings are reported as ratios against a baseline measured in the same run
+on the same machine, so the machine's speed cancels out:
+- cold start: importing each function's handler from the built layer, in a
+  bare Python that sees only the layer and boto3, against a handler that
+  imports only boto3;
+- warm latency: each endpoint through the local gateway against moto
+  in-process, against bcrypt alone (endpoints that hash a password) or one
+  raw DynamoDB GetItem on the same emulator (the others).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "common")]
+
+# The service's configuration: the template's defaults (bcrypt cost 12), with
+# the per-address and per-IP limits lifted so repeated runs measure the flows.
+os.environ.update(
+    {
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "POWERTOOLS_LOG_LEVEL": "ERROR",
+    }
+)
+for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+    os.environ.pop(key, None)
+
+from local.template import Stack  # noqa: E402
+
+STACK = Stack(name="carekey-bench")
+os.environ.update(STACK.function_environment("RegisterFunction"))
+os.environ.update({"POWERTOOLS_LOG_LEVEL": "ERROR", "IP_REGISTRATIONS_PER_HOUR": "1000000", "IP_FAILURES_PER_HOUR": "1000000", "OTP_RESEND_COOLDOWN_SECONDS": "0", "OTP_SENDS_PER_HOUR": "1000000"})
+
+from bench import report  # noqa: E402
+
+PASSWORD = "violet-kettle-harbour-42"
+
+
+def median_ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000
+
+
+def p95_ms(samples: list[float]) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))] * 1000
+
+
+# ---- cold start -------------------------------------------------------------------------
+
+
+def cold_start(runs: int) -> dict[str, Any]:
+    from local.check_build import bare_python, native_layer
+
+    functions = {Path(STACK.handler_of(lid)[0]).name: STACK.handler_of(lid)[0] for lid in STACK.of_type("AWS::Serverless::Function")}
+    timer = "import time\nstarted = time.perf_counter()\n{body}\nprint(time.perf_counter() - started)\n"
+    results: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        layer, runtime = native_layer(Path(tmp))
+        baseline_dir = Path(tmp) / "baseline"
+        baseline_dir.mkdir()
+        (baseline_dir / "app.py").write_text("import boto3  # noqa: F401\n\ndef lambda_handler(event, context):\n    return {}\n")
+        targets = {"(boto3 only)": baseline_dir, **functions}
+        for _ in range(runs):  # interleaved, so a busy moment hits every target alike
+            for name, code_dir in targets.items():
+                done = bare_python([code_dir, layer, runtime], timer.format(body="import app"))
+                if done.returncode != 0:
+                    raise RuntimeError(f"{name} did not import: {done.stderr[-1000:]}")
+                results.setdefault(name, []).append(float(done.stdout.strip()))
+        detail = subprocess.run(
+            [sys.executable, "-S", "-E", "-X", "importtime", "-c", f"import sys; sys.path[:0] = {[str(functions['login']), str(layer), str(runtime)]!r}\nimport app"],
+            capture_output=True,
+            text=True,
+            env={"PATH": os.environ.get("PATH", ""), "AWS_DEFAULT_REGION": "us-east-1", "POWERTOOLS_TRACE_DISABLED": "true"},
+        )
+    base = statistics.median(results.pop("(boto3 only)"))
+    rows = {name: statistics.median(s) for name, s in results.items()}
+    return {"baseline_ms": base * 1000, "functions_ms": {k: v * 1000 for k, v in rows.items()}, "import_profile": _top_imports(detail.stderr)}
+
+
+def _top_imports(importtime: str) -> list[tuple[str, float]]:
+    """Top-level packages by cumulative import time (ms)."""
+    totals: dict[str, float] = {}
+    for line in importtime.splitlines():
+        if not line.startswith("import time:") or line.count("|") != 2:
+            continue
+        _, cumulative, name = (part.strip() for part in line.split("|"))
+        if not cumulative.isdigit() or "." in name or name in ("app",):
+            continue
+        totals[name] = max(totals.get(name, 0.0), int(cumulative) / 1000)
+    return sorted(totals.items(), key=lambda kv: -kv[1])[:10]
+
+
+# ---- warm latency and DynamoDB work ---------------------------------------------------------
+
+
+class DynamoCounter:
+    """Counts DynamoDB requests by operation, through botocore's client call path."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def install(self) -> None:
+        import botocore.client
+
+        original = botocore.client.BaseClient._make_api_call
+        counter = self
+
+        def counting(client: Any, operation: str, params: dict[str, Any]) -> Any:
+            if client.meta.service_model.service_name == "dynamodb":
+                counter.calls.append((operation, params))
+            return original(client, operation, params)
+
+        botocore.client.BaseClient._make_api_call = counting  # type: ignore[method-assign]
+
+    def take(self) -> list[tuple[str, dict[str, Any]]]:
+        calls, self.calls = self.calls, []
+        return calls
+
+
+READS = {"GetItem", "Query", "Scan", "BatchGetItem"}
+
+
+def capacity(calls: list[tuple[str, dict[str, Any]]]) -> dict[str, float]:
+    """Requests and capacity units; every item here is under 1 KB, reads are strongly consistent."""
+    reads = writes = rcu = wcu = 0.0
+    for op, params in calls:
+        if op in READS:
+            reads += 1
+            rcu += 1
+        elif op == "TransactWriteItems":
+            writes += 1
+            wcu += 2 * len(params["TransactItems"])
+        elif op == "TransactGetItems":
+            reads += 1
+            rcu += 2 * len(params["TransactItems"])
+        else:
+            writes += 1
+            wcu += 1
+    return {"reads": reads, "writes": writes, "rcu": rcu, "wcu": wcu, "scans": sum(1 for op, _ in calls if op == "Scan")}
+
+
+def warm(runs_hash: int, runs_fast: int) -> dict[str, Any]:
+    import base64
+    import hashlib
+
+    import bcrypt
+    import boto3
+    from moto import mock_aws
+
+    from local.emulator import provision
+    from local.gateway import Gateway
+    from local.outbox import Outbox
+
+    counter = DynamoCounter()
+    counter.install()
+    boto3.setup_default_session(region_name="us-east-1")
+    outbox = Outbox()
+    outbox.attach(boto3.DEFAULT_SESSION)
+    with mock_aws(config={"core": {"reset_boto3_session": False}}):
+        provision(STACK)
+        gateway = Gateway(STACK)
+        from tests.client import ApiClient
+
+        api = ApiClient(gateway, outbox)
+        cost = int(os.environ["BCRYPT_COST"])
+        prehashed = base64.b64encode(hashlib.sha256(PASSWORD.encode()).digest())
+        stored = bcrypt.hashpw(prehashed, bcrypt.gensalt(cost))
+
+        def timed(fn: Callable[[], Any], n: int) -> list[float]:
+            out = []
+            for _ in range(n):
+                t = time.perf_counter()
+                fn()
+                out.append(time.perf_counter() - t)
+            return out
+
+        # Warm every function once (imports, key loading) before timing.
+        api.verified_user("bench@example.com")
+        tokens = api.login("bench@example.com")
+        for path in ("/", "/.well-known/jwks.json", "/profile"):
+            api.get(path, token=tokens["access"])
+        counter.take()
+
+        results: dict[str, dict[str, Any]] = {}
+        baseline_check = timed(lambda: bcrypt.checkpw(prehashed, stored), runs_hash)
+        baseline_hash = timed(lambda: bcrypt.hashpw(prehashed, bcrypt.gensalt(cost)), runs_hash)
+        ddb = boto3.client("dynamodb")
+        users = STACK.tables()["UsersTable"]["create"]["TableName"]
+        baseline_get = timed(lambda: ddb.get_item(TableName=users, Key={"pk": {"S": "EMAIL#bench@example.com"}}, ConsistentRead=True), runs_fast * 2)
+        counter.take()
+
+        def measure(name: str, fn: Callable[[], Any], n: int, baseline: str) -> None:
+            samples = timed(fn, n)
+            calls = counter.take()
+            ops: dict[str, int] = {}
+            for op, _ in calls:
+                ops[op] = ops.get(op, 0) + 1
+            results[name] = {
+                "ops": {op: count / n for op, count in sorted(ops.items())},
+                "median_ms": median_ms(samples),
+                "p95_ms": p95_ms(samples),
+                "samples_ms": [s * 1000 for s in samples],
+                "baseline": baseline,
+                "dynamodb": {k: v / n for k, v in capacity(calls).items()},
+            }
+
+        seq = iter(range(10**6))
+        measure("POST /login", lambda: api.post("/login", {"email": "bench@example.com", "password": PASSWORD}), runs_hash, "checkpw")
+        measure("POST /register", lambda: api.register(f"new{next(seq)}@example.com"), runs_hash, "hashpw")
+
+        def refresh_chain() -> Callable[[], Any]:
+            state = {"refresh": api.login("bench@example.com")["refresh"]}
+            counter.take()
+
+            def step() -> None:
+                state["refresh"] = api.post("/token/refresh", {"refresh": state["refresh"]}).json()["refresh"]
+
+            return step
+
+        step = refresh_chain()
+        measure("POST /token/refresh", step, runs_fast, "getitem")
+        access = api.login("bench@example.com")["access"]
+        counter.take()
+        measure("GET /profile", lambda: api.get("/profile", token=access), runs_fast, "getitem")
+        measure("PUT /profile", lambda: api.put("/profile", {"first_name": "Bench"}, token=access), runs_fast, "getitem")
+        measure("POST /verify-otp (wrong code)", lambda: api.post("/verify-otp", {"email": "bench@example.com", "otp": "000000"}), runs_fast, "getitem")
+        measure("POST /forgot-password", lambda: api.post("/forgot-password", {"email": "bench@example.com"}), runs_fast, "getitem")
+        measure("GET /", lambda: api.get("/"), runs_fast, "getitem")
+        measure("GET /.well-known/jwks.json", lambda: api.get("/.well-known/jwks.json"), runs_fast, "getitem")
+
+        # DynamoDB work of each whole flow, once.
+        flows: dict[str, dict[str, float]] = {}
+
+        def flow(name: str, fn: Callable[[], Any]) -> None:
+            counter.take()
+            fn()
+            flows[name] = capacity(counter.take())
+
+        flow("register", lambda: api.register("flow@example.com"))
+        flow("verify-otp", lambda: api.post("/verify-otp", {"email": "flow@example.com", "otp": api.latest_code("flow@example.com")}))
+        login_body: dict[str, Any] = {}
+        flow("login", lambda: login_body.update(api.login("flow@example.com")))
+        flow("token refresh", lambda: api.post("/token/refresh", {"refresh": login_body["refresh"]}))
+        flow("GET /profile (with authorizer)", lambda: api.get("/profile", token=login_body["access"]))
+        flow("forgot-password", lambda: api.post("/forgot-password", {"email": "flow@example.com"}))
+        code = api.latest_code("flow@example.com")
+        flow("verify-password-reset-otp", lambda: api.post("/verify-password-reset-otp", {"email": "flow@example.com", "otp": code}))
+        flow(
+            "reset-password",
+            lambda: api.post("/reset-password", {"email": "flow@example.com", "otp": code, "new_password": "bright-harbour-compass-31", "confirm_password": "bright-harbour-compass-31"}),
+        )
+        flow("logout", lambda: api.post("/logout", {}, token=api.login("flow@example.com", "bright-harbour-compass-31")["access"]))
+
+    return {
+        "baselines_ms": {
+            "checkpw": median_ms(baseline_check),
+            "hashpw": median_ms(baseline_hash),
+            "getitem": median_ms(baseline_get),
+        },
+        "endpoints": results,
+        "flows": flows,
+        "bcrypt_cost": cost,
+    }
+
+
+def layer_size() -> dict[str, Any]:
+    from local.check_build import _zip_size
+
+    built = ROOT / ".aws-sam" / "build" / "CommonLayer"
+    if built.exists():
+        return {"zipped_mb": _zip_size(built) / 1e6, "source": ".aws-sam/build/CommonLayer (sam build, arm64)"}
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(["make", "-s", "-C", str(ROOT / "layers" / "common"), "build-CommonLayer", f"ARTIFACTS_DIR={tmp}"], check=True)
+        return {"zipped_mb": _zip_size(Path(tmp)) / 1e6, "source": "layers/common/Makefile (arm64 wheels)"}
+
+
+def machine() -> dict[str, str]:
+    cpu = "unknown"
+    try:
+        cpu = next(ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {
+        "cpu": cpu,
+        "cores": str(os.cpu_count()),
+        "python": platform.python_version(),
+        "os": platform.platform(),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def main() -> int:
+    quick = os.environ.get("BENCH_QUICK") == "1"
+    started = time.perf_counter()
+    data = {
+        "machine": machine(),
+        "cold": cold_start(runs=3 if quick else 7),
+        "warm": warm(runs_hash=5 if quick else 15, runs_fast=20 if quick else 100),
+        "layer": layer_size(),
+    }
+    data["seconds"] = time.perf_counter() - started
+    report.write(data, ROOT / "docs" / "performance.md", ROOT / "docs" / "latency.svg")
+    print(f"wrote docs/performance.md and docs/latency.svg in {data['seconds']:.0f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
