@@ -35,6 +35,7 @@ from pynamodb.exceptions import DoesNotExist, PynamoDBException, TransactWriteEr
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
+from carekey.aws import client
 from carekey.config import settings
 from carekey.schemas import User
 
@@ -355,6 +356,28 @@ def session(session_id: str) -> SessionItem | None:
         return SessionItem.get(session_id, consistent_read=True)
     except DoesNotExist:
         return None
+
+
+def user_and_session(user_id: str, session_id: str) -> tuple[UserItem | None, SessionItem | None]:
+    """Both items in one strongly consistent BatchGetItem: the authorizer's one read."""
+    users, sessions = UserItem.Meta.table_name, SessionItem.Meta.table_name
+    request = {
+        users: {"Keys": [{"pk": {"S": f"USER#{user_id}"}}], "ConsistentRead": True},
+        sessions: {"Keys": [{"session_id": {"S": session_id}}], "ConsistentRead": True},
+    }
+    found: dict[str, list[dict[str, Any]]] = {users: [], sessions: []}
+    for _ in range(5):  # unprocessed keys are rare; retry them a few times
+        answer = client("dynamodb").batch_get_item(RequestItems=request)
+        for table, items in answer.get("Responses", {}).items():
+            found[table].extend(items)
+        request = answer.get("UnprocessedKeys") or {}
+        if not request:
+            break
+    else:
+        raise RuntimeError("DynamoDB left keys unprocessed")
+    user = UserItem.from_raw_data(found[users][0]) if found[users] else None
+    family = SessionItem.from_raw_data(found[sessions][0]) if found[sessions] else None
+    return user, family
 
 
 def rotate_session(session_id: str, old_jti: str, new_jti: str, idle_cutoff: int, created_after: int) -> bool:

@@ -127,8 +127,7 @@ def authorize(token_header: str, method_arn: str) -> dict[str, Any]:
         claims = tokens.verify(token.strip(), tokens.ACCESS)
     except errors.InvalidToken:
         raise Denied("Unauthorized") from None
-    user = store.user_by_id(claims.user_id)
-    family = store.session(claims.session_id)
+    user, family = store.user_and_session(claims.user_id, claims.session_id)
     if (
         user is None
         or not user.is_active
