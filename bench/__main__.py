@@ -122,6 +122,7 @@ class DynamoCounter:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.seconds = 0.0  # time spent inside DynamoDB calls (the emulator's share)
 
     def install(self) -> None:
         import botocore.client
@@ -130,14 +131,20 @@ class DynamoCounter:
         counter = self
 
         def counting(client: Any, operation: str, params: dict[str, Any]) -> Any:
-            if client.meta.service_model.service_name == "dynamodb":
-                counter.calls.append((operation, params))
-            return original(client, operation, params)
+            if client.meta.service_model.service_name != "dynamodb":
+                return original(client, operation, params)
+            counter.calls.append((operation, params))
+            started = time.perf_counter()
+            try:
+                return original(client, operation, params)
+            finally:
+                counter.seconds += time.perf_counter() - started
 
         botocore.client.BaseClient._make_api_call = counting  # type: ignore[method-assign]
 
     def take(self) -> list[tuple[str, dict[str, Any]]]:
         calls, self.calls = self.calls, []
+        self.seconds = 0.0
         return calls
 
 
@@ -234,13 +241,24 @@ def warm(runs_hash: int, runs_fast: int) -> dict[str, Any]:
         counter.take()
 
         def measure(name: str, fn: Callable[[], Any], n: int, baseline: str) -> None:
-            samples = timed(fn, n)
-            calls = counter.take()
+            counter.take()
+            samples, own, calls = [], [], []
+            for _ in range(n):
+                counter.seconds = 0.0
+                t = time.perf_counter()
+                fn()
+                samples.append(time.perf_counter() - t)
+                own.append(samples[-1] - counter.seconds)
+                calls += counter.calls
+                counter.calls = []
+            dynamodb_ms = median_ms(samples) - median_ms(own)
             ops: dict[str, int] = {}
             for op, _ in calls:
                 ops[op] = ops.get(op, 0) + 1
             results[name] = {
                 "ops": {op: count / n for op, count in sorted(ops.items())},
+                "dynamodb_ms": dynamodb_ms,
+                "own_ms": median_ms(own),
                 "median_ms": median_ms(samples),
                 "p95_ms": p95_ms(samples),
                 "samples_ms": [s * 1000 for s in samples],

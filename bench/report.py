@@ -100,12 +100,6 @@ def memory_table(data: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-def emulator_ms(ops: dict[str, float], base: dict[str, float]) -> float:
-    """What the emulator itself spends on these requests, from the raw request timings."""
-    cost = {"GetItem": base["getitem"], "TransactWriteItems": base["transact"]}
-    return sum(count * cost.get(op, base["updateitem"]) for op, count in ops.items())
-
-
 def table(headers: list[str], rows: list[list[str]]) -> str:
     out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     out += ["| " + " | ".join(r) + " |" for r in rows]
@@ -157,7 +151,8 @@ def write(data: dict[str, Any], markdown: Path, svg_path: Path) -> None:
         label = {"checkpw": "bcrypt.checkpw", "hashpw": "bcrypt.hashpw", "getitem": "one GetItem"}[kind]
         d = e["dynamodb"]
         warm_rows.append(
-            [name, f"{e['median_ms']:.1f} ms", f"{e['p95_ms']:.1f} ms", label, f"{ratio:.2f}x", f"{target:g}x", "met" if ratio <= target else "missed", f"{d['reads'] + d['writes']:.0f}"]
+            [name, f"{e['median_ms']:.1f} ms", f"{e['p95_ms']:.1f} ms", label, f"{ratio:.2f}x", f"{target:g}x", "met" if ratio <= target else "missed",
+             f"{d['reads'] + d['writes']:.0f}", f"{e['dynamodb_ms']:.1f} ms"]
         )
         if ratio > target:
             warm_miss.append((name, ratio, target, d["reads"] + d["writes"]))
@@ -189,12 +184,14 @@ def write(data: dict[str, Any], markdown: Path, svg_path: Path) -> None:
     for name, ratio, target, calls in warm_miss:
         e = warm["endpoints"][name]
         ops = ", ".join(f"{op} x{count:g}" for op, count in e["ops"].items())
-        emulator = emulator_ms(e["ops"], base)
-        own = max(0.0, e["median_ms"] - emulator)
+        kind = e["baseline"]
+        own = e["own_ms"] - (base[kind] if kind != "getitem" else 0.0)
+        what = "bcrypt excluded" if kind != "getitem" else "everything but DynamoDB"
         miss_text.append(
-            f"- **{name}** {ratio:.2f}x against {target:g}x. Measured cause: {calls:.0f} DynamoDB requests ({ops}), which "
-            f"the emulator alone takes about {emulator:.1f} ms to serve (raw requests of each kind, timed above); the "
-            f"service's own time is the remaining {own:.1f} ms ({own / base['getitem']:.1f} GetItems). The requests "
+            f"- **{name}** {ratio:.2f}x against {target:g}x. Measured cause: {calls:.0f} DynamoDB requests ({ops}), "
+            f"which take {e['dynamodb_ms']:.1f} ms of its {e['median_ms']:.1f} ms median (timed around each request; "
+            f"moto's transactions copy the table for rollback, so they slow as the audit table grows). The service's "
+            f"own time ({what}) is {own:.1f} ms, {own / base['getitem']:.1f} GetItems. The requests "
             "are the design: the authorizer reads the user and the session on every call (immediate logoff), rate "
             "limits are atomic counters, and every event is appended to the audit chain (a head read and a "
             "transaction)."
@@ -237,7 +234,7 @@ For scale, the emulator serves one raw conditional UpdateItem in
 {base['updateitem']:.2f} ms and one two-item TransactWriteItems in
 {base['transact']:.2f} ms.
 
-{table(["endpoint", "median", "p95", "baseline", "ratio", "target", "", "DynamoDB requests"], warm_rows)}
+{table(["endpoint", "median", "p95", "baseline", "ratio", "target", "", "DynamoDB requests", "time in DynamoDB"], warm_rows)}
 
 ![latency per endpoint](latency.svg)
 
