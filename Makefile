@@ -43,7 +43,7 @@ fuzz: $(VENV)/.installed
 
 ## lint: ruff, cfn-lint and `sam validate --lint` on template.yaml
 lint: $(VENV)/.installed $(TOOLS)/.installed
-	$(VENV)/bin/ruff check layers functions local tests
+	$(VENV)/bin/ruff check layers functions local tests bench
 	$(VENV)/bin/cfn-lint template.yaml
 	SAM_CLI_TELEMETRY=0 $(TOOLS)/bin/sam validate --lint --region us-east-1
 

@@ -263,7 +263,7 @@ plus {DYNAMODB_MS:g} ms per DynamoDB request (counted above). Memory:
 {CHOSEN_MEMORY['other']} MB for the rest (see below). Logs: about
 {LOG_BYTES_PER_REQUEST} bytes a request, ingested and kept six years.
 
-{table(["part", "per user", "per month, 1M MAU"], cost_rows)}
+{table(["part", "times per user a month", "cost a month, 1M MAU"], cost_rows)}
 
 **Total: ${total:,.0f} a month for a million active users**, against Cognito
 at the same scale: Lite ${cognito['Lite']:,.0f}, Essentials
