@@ -75,11 +75,11 @@ deploy: build
 
 ## audit-verify: walk the audit chains of a stack (STACK_NAME) or of the local API's emulator
 audit-verify: $(VENV)/.installed
-	$(PY) -m local.audit_tool verify
+	@$(PY) -m local.audit_tool verify
 
 ## audit-export: one person's audit trail as JSON (EMAIL=...)
 audit-export: $(VENV)/.installed
-	$(PY) -m local.audit_tool export "$(EMAIL)"
+	@$(PY) -m local.audit_tool export "$(EMAIL)"
 
 clean:
 	rm -rf .aws-sam .local
