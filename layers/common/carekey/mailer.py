@@ -67,26 +67,32 @@ def reset_code(to: str, code: str) -> Email:
     return _code_email(to, code, "reset your password", f"Your {settings().service_name} password reset code")
 
 
+def _notice(to: str, subject: str, lines: list[str]) -> Email:
+    return Email(to=to, subject=subject, text="\n\n".join([*lines, settings().portal_url]) + "\n", html=_page(subject, lines))
+
+
 def account_exists_notice(to: str) -> Email:
-    cfg = settings()
-    subject = f"Someone tried to register with your {cfg.service_name} email"
-    lines = [
-        "Someone tried to create an account with this email address, which already has one.",
-        "If it was you, sign in, or reset your password if you forgot it.",
-        "If it was not you, you need do nothing: your account is unchanged.",
-    ]
-    return Email(to=to, subject=subject, text="\n\n".join(lines + [cfg.portal_url]) + "\n", html=_page(subject, lines))
+    return _notice(
+        to,
+        f"Someone tried to register with your {settings().service_name} email",
+        [
+            "Someone tried to create an account with this email address, which already has one.",
+            "If it was you, sign in, or reset your password if you forgot it.",
+            "If it was not you, you need do nothing: your account is unchanged.",
+        ],
+    )
 
 
 def password_changed_notice(to: str) -> Email:
-    cfg = settings()
-    subject = f"Your {cfg.service_name} password was changed"
-    lines = [
-        "The password of your account was just changed, and every device was signed out.",
-        "If you did this, you need do nothing.",
-        "If you did not, reset your password now and contact support.",
-    ]
-    return Email(to=to, subject=subject, text="\n\n".join(lines + [cfg.portal_url]) + "\n", html=_page(subject, lines))
+    return _notice(
+        to,
+        f"Your {settings().service_name} password was changed",
+        [
+            "The password of your account was just changed, and every device was signed out.",
+            "If you did this, you need do nothing.",
+            "If you did not, reset your password now and contact support.",
+        ],
+    )
 
 
 def send(email: Email) -> bool:

@@ -78,6 +78,28 @@ def _context_words(email: str, first_name: str = "", last_name: str = "") -> set
     return {w for w in words if len(w) >= 4}
 
 
+def check_new_password(
+    password: str,
+    confirmation: str,
+    fields: tuple[str, str],
+    email: str = "",
+    first_name: str = "",
+    last_name: str = "",
+) -> None:
+    """Raise FieldErrors, in the legacy shape, when the two entries differ or the
+    policy refuses the password; `fields` names the password and confirmation fields."""
+    from carekey.errors import FieldErrors
+
+    problems: dict[str, list[str]] = {}
+    if password != confirmation:
+        problems[fields[1]] = ["Password fields didn't match."]
+    refused = policy_errors(password, email, first_name, last_name)
+    if refused:
+        problems[fields[0]] = refused
+    if problems:
+        raise FieldErrors(problems)
+
+
 def policy_errors(password: str, email: str = "", first_name: str = "", last_name: str = "") -> list[str]:
     """Why this password is refused; an empty list means it is accepted."""
     cfg = settings()

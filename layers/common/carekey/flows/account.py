@@ -39,14 +39,9 @@ def change_password(call: Call[ChangePasswordRequest]) -> Reply:
     body = call.body
     assert call.principal is not None
     user = _me(call)
-    problems: dict[str, list[str]] = {}
-    if body.new_password != body.confirm_password:
-        problems["confirm_password"] = ["Password fields didn't match."]
-    refused = passwords.policy_errors(body.new_password, user.email, user.first_name, user.last_name)
-    if refused:
-        problems["new_password"] = refused
-    if problems:
-        raise errors.FieldErrors(problems)
+    passwords.check_new_password(
+        body.new_password, body.confirm_password, ("new_password", "confirm_password"), user.email, user.first_name, user.last_name
+    )
 
     # The current password is guarded like a login: a stolen access token cannot brute-force it.
     try:

@@ -93,14 +93,7 @@ def verify_reset_code(call: Call[VerifyResetOtpRequest]) -> Reply:
 
 def reset_password(call: Call[ResetPasswordRequest]) -> Reply:
     body, cfg = call.body, settings()
-    problems: dict[str, list[str]] = {}
-    if body.new_password != body.confirm_password:
-        problems["confirm_password"] = ["Password fields didn't match."]
-    refused = passwords.policy_errors(body.new_password, body.email)
-    if refused:
-        problems["new_password"] = refused
-    if problems:
-        raise errors.FieldErrors(problems)
+    passwords.check_new_password(body.new_password, body.confirm_password, ("new_password", "confirm_password"), body.email)
 
     attempt = _checked_code(call, body.email, body.otp)
     user = store.user_by_id(attempt.user_id)

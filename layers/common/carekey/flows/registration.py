@@ -21,14 +21,7 @@ from carekey.schemas import (
 
 def register(call: Call[RegisterRequest]) -> Reply:
     body = call.body
-    problems: dict[str, list[str]] = {}
-    if body.password != body.password2:
-        problems["password2"] = ["Password fields didn't match."]
-    refused = passwords.policy_errors(body.password, body.email, body.first_name, body.last_name)
-    if refused:
-        problems["password"] = refused
-    if problems:
-        raise errors.FieldErrors(problems)
+    passwords.check_new_password(body.password, body.password2, ("password", "password2"), body.email, body.first_name, body.last_name)
     limits.registration_allowed(call.client)
 
     # Hash before knowing whether the email is taken: both answers take as long.
