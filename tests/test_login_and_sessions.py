@@ -12,7 +12,8 @@ import bcrypt
 import jwt
 import pytest
 from carekey import passwords, store, tokens
-from carekey.keys import forget_cached_keys, signing_keys
+from carekey.keys import forget_cached_keys
+from carekey.signing import signing_keys
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from tests.client import PASSWORD

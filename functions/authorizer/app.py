@@ -3,8 +3,11 @@
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from carekey import tokens
 from carekey.flows.sessions import authorize
 from carekey.observability import logger
+
+tokens.preload()
 
 
 @logger.inject_lambda_context(log_event=False)

@@ -12,13 +12,21 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
-
-import jwt
+from typing import TYPE_CHECKING, Any
 
 from carekey import errors
 from carekey.config import settings
-from carekey.keys import signing_keys
+
+if TYPE_CHECKING:
+    import jwt as _jwt_module
+
+
+def _jwt() -> "_jwt_module":
+    # PyJWT and cryptography are loaded on first use, so functions that never
+    # touch a token (register, verify-otp, logout...) start without them.
+    import jwt
+
+    return jwt
 
 ALGORITHM = "ES256"
 ACCESS = "access"
@@ -37,9 +45,18 @@ class Claims:
     expires_at: int
 
 
+def preload() -> None:
+    """Import the signing stack at init: the functions that handle tokens call
+    this at module level, so their first request does not pay for it."""
+    _jwt()
+    import carekey.signing  # noqa: F401
+
+
 def _sign(claims: dict[str, Any]) -> str:
+    from carekey.signing import signing_keys
+
     current, _ = signing_keys()
-    return jwt.encode(claims, current.private, algorithm=ALGORITHM, headers={"kid": current.kid, "typ": "JWT"})
+    return _jwt().encode(claims, current.private, algorithm=ALGORITHM, headers={"kid": current.kid, "typ": "JWT"})
 
 
 def issue(token_type: str, user_id: str, session_id: str, version: int, jti: str | None = None) -> tuple[str, str]:
@@ -68,6 +85,9 @@ def verify(token: str, expected_type: str) -> Claims:
     cfg = settings()
     if not isinstance(token, str) or len(token) > 4096:
         raise errors.InvalidToken()
+    from carekey.signing import signing_keys
+
+    jwt = _jwt()
     try:
         header = jwt.get_unverified_header(token)
         _, keys = signing_keys()
@@ -94,5 +114,7 @@ def verify(token: str, expected_type: str) -> Claims:
 
 
 def jwks() -> dict[str, Any]:
+    from carekey.signing import signing_keys
+
     _, keys = signing_keys()
     return {"keys": [k.jwk() for k in keys]}
