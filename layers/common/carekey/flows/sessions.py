@@ -137,7 +137,7 @@ def authorize(token_header: str, method_arn: str) -> dict[str, Any]:
         or family.user_id != claims.user_id
         or family.created_at < store.now() - cfg.session_max_hours * 3600
     ):
-        logger.info("access token refused", extra={"reason": "revoked_or_inactive"})
+        logger.info("authorizer refused the request", extra={"reason": "revoked_or_inactive"})
         raise Denied("Unauthorized")
     return {
         "principalId": claims.user_id,
