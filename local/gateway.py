@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +33,6 @@ class Gateway:
         self.stage = stack.stage()
         self.routes = stack.routes()
         self.responses = stack.gateway_responses()
-        self.timings: list[tuple[str, float]] = []
 
     def route(self, method: str, path: str) -> tuple[Route | None, dict[str, str]]:
         """The route for this request and its path parameters.  Trailing slashes
@@ -122,13 +120,10 @@ class Gateway:
 
     def _invoke(self, function: str, event: dict[str, Any], request_id: str) -> Response:
         fn = handler(self.stack, function)
-        started = time.perf_counter()
         try:
             result = fn(event, LambdaContext(function, request_id))
         except Exception:  # noqa: BLE001 - a crashed function is API Gateway's 502
             return Response(502, {"Content-Type": "application/json"}, b'{"message": "Internal server error"}')
-        finally:
-            self.timings.append((function, time.perf_counter() - started))
         headers = {k: str(v) for k, v in (result.get("headers") or {}).items()}
         raw = result.get("body") or ""
         body = base64.b64decode(raw) if result.get("isBase64Encoded") else raw.encode()
