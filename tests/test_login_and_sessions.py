@@ -195,7 +195,7 @@ def test_logout_everywhere_ends_every_session(api, signed_in):
 
 
 def _session_of(token: str) -> store.SessionItem:
-    return store.session(jwt.decode(token, options={"verify_signature": False})["sid"])
+    return store.SessionItem.get(jwt.decode(token, options={"verify_signature": False})["sid"], consistent_read=True)
 
 
 def test_a_session_idle_for_30_minutes_ends(api, signed_in, monkeypatch):

@@ -351,13 +351,6 @@ def create_session(user_id: str, jti: str, lifetime_seconds: int) -> str:
     return session_id
 
 
-def session(session_id: str) -> SessionItem | None:
-    try:
-        return SessionItem.get(session_id, consistent_read=True)
-    except DoesNotExist:
-        return None
-
-
 def user_and_session(user_id: str, session_id: str) -> tuple[UserItem | None, SessionItem | None]:
     """Both items in one strongly consistent BatchGetItem: the authorizer's one read."""
     users, sessions = UserItem.Meta.table_name, SessionItem.Meta.table_name

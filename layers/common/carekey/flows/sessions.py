@@ -70,8 +70,7 @@ def login(call: Call[LoginRequest]) -> Reply:
 def refresh(call: Call[RefreshRequest]) -> Reply:
     cfg = settings()
     claims = tokens.verify(call.body.refresh, tokens.REFRESH)
-    family = store.session(claims.session_id)
-    user = store.user_by_id(claims.user_id)
+    user, family = store.user_and_session(claims.user_id, claims.session_id)
     if (
         family is None
         or family.revoked
