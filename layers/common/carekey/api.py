@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from carekey import errors
 from carekey.config import settings
-from carekey.observability import logger, metrics, tracer
+from carekey.observability import logger, metrics
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -228,7 +228,6 @@ def handler(**routes: Route) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)
     @metrics.log_metrics(capture_cold_start_metric=True)
-    @tracer.capture_lambda_handler(capture_response=False)
     def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return dispatch(routes, event)
 
