@@ -8,7 +8,7 @@ TOOLS := .venv-tools
 PYTHON312 ?= $(shell for c in python3.12 "env PYENV_VERSION=3.12.1 python3.12" $$(ls -d $$HOME/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null); do \
 	$$c -c 'import sys; assert sys.version_info[:2] == (3, 12)' >/dev/null 2>&1 && { echo "$$c"; break; }; done)
 
-.PHONY: dev test lint scan build bench deploy openapi fuzz audit-verify audit-export clean
+.PHONY: dev test lint scan build bench load deploy openapi fuzz audit-verify audit-export clean
 
 $(VENV)/.installed: requirements-dev.txt layers/common/requirements.txt
 	@test -n "$(PYTHON312)" || { echo "Python 3.12 is needed (python3.12 on PATH, or pyenv)"; exit 1; }
@@ -68,6 +68,18 @@ build: $(TOOLS)/.installed
 ## bench: regenerate docs/performance.md
 bench: $(VENV)/.installed
 	$(PY) -m bench
+
+LOAD := .venv-load
+
+$(LOAD)/.installed: requirements-load.txt
+	@test -n "$(PYTHON312)" || { echo "Python 3.12 is needed (python3.12 on PATH, or pyenv)"; exit 1; }
+	$(PYTHON312) -m venv $(LOAD)
+	$(LOAD)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-load.txt
+	@touch $@
+
+## load: Locust, headless, against the local API (LOAD_USERS=50 for LOAD_SECONDS=120); writes docs/load.json
+load: $(VENV)/.installed $(LOAD)/.installed
+	$(PY) -m bench.load
 
 ## deploy: sam build && sam deploy (CONFIG_ENV=prod for production)
 deploy: build

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,39 @@ def cost_model(data: dict[str, Any]) -> tuple[list[list[str]], float]:
     rows.append(["KMS key and two secrets", "-", f"${fixed:,.2f}"])
     total = variable + fixed
     return rows, total
+
+
+LOAD_JSON = Path(__file__).resolve().parent.parent / "docs" / "load.json"
+
+
+def load_section() -> str:
+    """The load test's figures (`make load` writes docs/load.json)."""
+    if not LOAD_JSON.exists():
+        return "## Load\n\nNo load run recorded yet: `make load` writes docs/load.json.\n"
+    run = json.loads(LOAD_JSON.read_text())
+    rows = [
+        [r["name"], f"{r['requests']}", f"{r['rps']:.1f}", f"{r['p50_ms']:.0f} ms", f"{r['p95_ms']:.0f} ms", f"{r['p99_ms']:.0f} ms", f"{r['failures']}"]
+        for r in run["endpoints"]
+    ]
+    answers = "; ".join(f"{route}: " + ", ".join(f"{n} x {code}" for code, n in codes.items()) for route, codes in run["server_answers"].items())
+    return f"""## Load
+
+`make load` on {run['generated']}: Locust, headless, {run['users']} users for
+{run['seconds']} s against the local API (`make dev`'s server, bcrypt cost
+{run['bcrypt_cost']}, on this {run['machine_cores']}-core machine, Locust
+itself sharing the cores). The mix: each person signs in from their own
+loopback address, then refreshes and reads their profile (10 each), signs in
+again (2) and asks for a reset code (1); one user in ten is an attacker
+sending wrong passwords for five accounts, each from a new address. A 429
+counts as the limits at work, not as a failure.
+
+{table(["endpoint", "requests", "a second", "p50", "p95", "p99", "failures"], rows)}
+
+What the server answered (its own log, so no 5xx can hide): {answers}.
+**5xx answers: {run['server_5xx']}.** Audit trail afterwards: {run['audit_verify']};
+{run['audit_records']} records written during the run for {run['audited_answers']}
+answers that must each leave at least one ({'complete' if run['audit_verify_ok'] and run['audit_records'] >= run['audited_answers'] else 'INCOMPLETE'}).
+"""
 
 
 def memory_table(data: dict[str, Any]) -> list[list[str]]:
@@ -295,6 +329,7 @@ exactly this: `PasswordFunctionMemorySize` (default 1,769 MB) for register,
 login, reset-password and change-password, `FunctionMemorySize` (default
 512 MB) for the rest.
 
+{load_section()}
 ## Scale on paper
 
 **10,000 sign-ups a minute (167 a second).**
