@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 
 from carekey.catalog import ENDPOINTS
 from carekey.openapi import document
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from openapi_spec_validator import validate
 
 from local.openapi_file import OPENAPI_FILE, generated
@@ -100,3 +103,92 @@ def test_docs_page_and_its_assets_are_served_here(api):
         assert r.status == 200 and len(r.body) > 100
     assert api.get("/docs/../template.yaml").status == 404
     assert api.get("/docs/nothing.js").status == 404
+
+
+# ---- headers are data: the documentation never reflects what a client sends ----------------
+
+_HOSTILE = '"><script>alert(1)</script>'
+
+
+def test_forwarded_proto_and_host_do_not_reach_the_docs_page_or_the_document(api):
+    # Given a client that sends hostile Host and X-Forwarded-Proto headers
+    headers = {"X-Forwarded-Proto": f"javascript:alert(1)//{_HOSTILE}"}
+    # When it fetches the (publicly cached) page and document
+    page = api.get("/docs", headers=headers)
+    spec = api.get("/openapi.json", headers=headers)
+    # Then neither carries the header: URLs come from the gateway's request context
+    assert page.status == 200 and spec.status == 200
+    assert "javascript:" not in page.body.decode() and "<script>alert" not in page.body.decode()
+    assert 'href="http://127.0.0.1:3000/docs/swagger-ui.css"' in page.body.decode()
+    assert spec.json()["servers"] == [{"url": "http://127.0.0.1:3000"}]
+
+    hostile_host = api.request("GET", "/docs", headers={"Host": f"evil.example{_HOSTILE}"})
+    assert hostile_host.status == 200
+    text = hostile_host.body.decode()
+    assert "<script>alert" not in text and "evil.example" not in text
+    assert 'src="http://127.0.0.1:3000/docs/swagger-ui-bundle.js"' in text  # the domain the gateway answered on
+
+
+def _docs_event(resource: str, domain: object, stage: object, headers: dict, asset: str | None = None) -> dict:
+    return {
+        "httpMethod": "GET",
+        "resource": resource,
+        "path": resource,
+        "headers": headers,
+        "pathParameters": {"asset": asset} if asset is not None else None,
+        "requestContext": {"requestId": "r", "stage": stage, "domainName": domain, "identity": {"sourceIp": "203.0.113.9"}},
+    }
+
+
+def _serve(event: dict) -> dict:
+    from local.functions import LambdaContext, handler
+    from tests.conftest import STACK
+
+    return handler(STACK, "DocsFunction")(event, LambdaContext("docs", "test"))
+
+
+def test_urls_come_from_the_domain_and_stage_api_gateway_reports():
+    # Given a request through API Gateway's default domain, with lying headers
+    event = _docs_event(
+        "/openapi.json", "abc123.execute-api.us-east-1.amazonaws.com", "Prod", {"Host": "evil.example", "X-Forwarded-Proto": "http"}
+    )
+    # When the document is served, Then its server is the real domain with the stage, over HTTPS
+    r = _serve(event)
+    assert r["statusCode"] == 200
+    assert json.loads(r["body"])["servers"] == [{"url": "https://abc123.execute-api.us-east-1.amazonaws.com/Prod"}]
+    # A custom domain carries no stage; a hostile stage or domain is never echoed
+    r = _serve(_docs_event("/openapi.json", "auth.example.org", "Prod", {}))
+    assert json.loads(r["body"])["servers"] == [{"url": "https://auth.example.org"}]
+    r = _serve(_docs_event("/docs", "abc.execute-api.us-east-1.amazonaws.com", f"x{_HOSTILE}", {}))
+    assert r["statusCode"] == 200 and "<script>alert" not in r["body"]
+    assert 'href="https://abc.execute-api.us-east-1.amazonaws.com/docs/swagger-ui.css"' in r["body"]
+    for domain in (None, 42, "", "a" * 300, f"x{_HOSTILE}", "évil.example"):
+        r = _serve(_docs_event("/docs", domain, "Prod", {}))
+        assert r["statusCode"] == 200 and 'src="/docs/start.js"' in r["body"], domain
+
+
+def test_only_the_pages_own_assets_are_served(api):
+    # A 300-character asset name used to reach the file system and answer 500
+    for name in ("a" * 300 + ".js", "a" * 5000 + ".css", "README", "SWAGGER-UI-LICENSE", "..%2Fapp.py", "%00.js", ".js"):
+        r = api.get(f"/docs/{name}")
+        assert r.status == 404, (name, r.status)
+        assert r.json()["error"] == "Not found"
+
+
+_OWN_URL = re.compile(r"^(https?://[a-z0-9.:-]+(/[A-Za-z0-9_-]+)?)?/(docs/[a-z.-]+|openapi\.json)$")
+
+
+@given(domain=st.one_of(st.none(), st.integers(), st.text(max_size=400)), stage=st.one_of(st.none(), st.text(max_size=200)), asset=st.text(max_size=400))
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_no_request_context_or_asset_name_yields_a_5xx(domain, stage, asset):
+    for resource in ("/docs", "/openapi.json", "/docs/{asset}"):
+        r = _serve(_docs_event(resource, domain, stage, {"Host": str(domain)}, asset))
+        assert r["statusCode"] in (200, 404), (resource, r["statusCode"])
+        if resource == "/docs":
+            page = r["body"]
+            assert page.count("<script") == 2 and page.count("<link") == 1
+            urls = re.findall(r'(?:href|src|data-spec)="([^"]*)"', page)
+            assert len(urls) == 4
+            assert all(_OWN_URL.match(u) for u in urls), urls
+
+

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, TypeVar
 
@@ -101,15 +102,27 @@ def client_of(event: dict[str, Any]) -> Client:
     )
 
 
+# What API Gateway puts in requestContext.domainName and .stage; anything else is ignored.
+_DOMAIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}(?::[0-9]{1,5})?$")
+_STAGE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_LOOPBACK = ("127.0.0.1", "localhost")
+
+
 def base_url_of(event: dict[str, Any]) -> str:
-    host = _header(event, "Host")
-    if not host:
+    """The API's own URL, built from the request context API Gateway sets (the
+    domain it answered on and the stage), never from client headers such as
+    Host or X-Forwarded-Proto.  Empty (relative URLs) when the context does not
+    name a plausible domain."""
+    ctx = event.get("requestContext") or {}
+    domain, stage = ctx.get("domainName"), ctx.get("stage")
+    if not isinstance(domain, str) or len(domain) > 253 or not _DOMAIN.match(domain):
         return ""
-    proto = _header(event, "X-Forwarded-Proto") or "https"
-    stage = (event.get("requestContext") or {}).get("stage") or ""
-    # API Gateway's default domain carries the stage in the path; a custom domain does not.
-    prefix = f"/{stage}" if stage and host.endswith(".amazonaws.com") else ""
-    return f"{proto}://{host}{prefix}"
+    host = domain.rsplit(":", 1)[0] if ":" in domain else domain
+    # API Gateway only speaks HTTPS; the local emulator serves plain HTTP on loopback.
+    scheme = "http" if host in _LOOPBACK else "https"
+    # The default execute-api domain carries the stage in the path; a custom domain does not.
+    prefix = f"/{stage}" if isinstance(stage, str) and _STAGE.match(stage) and host.endswith(".amazonaws.com") else ""
+    return f"{scheme}://{domain.lower()}{prefix}"
 
 
 def _principal_of(event: dict[str, Any]) -> Principal | None:

@@ -116,6 +116,7 @@ def jwks(call: Call) -> Reply:
     return Reply(200, Jwks.model_validate(tokens.jwks()), {"Cache-Control": "public, max-age=300"})
 
 
+_ASSETS = frozenset({"swagger-ui-bundle.js", "swagger-ui.css"})
 _ASSET_TYPES = {".js": "application/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
 _PAGE = """<!doctype html>
 <html lang="en">
@@ -152,8 +153,6 @@ def _spec() -> dict[str, Any]:
     return document()
 
 
-
-
 def documentation(call: Call, assets: Path) -> Reply:
     """GET /openapi.json, /docs and /docs/{asset} (files from `assets`, shipped with the docs function)."""
     if call.resource == "/openapi.json":
@@ -162,13 +161,13 @@ def documentation(call: Call, assets: Path) -> Reply:
             spec["servers"] = [{"url": call.base_url}]
         return Reply(200, spec, {"Cache-Control": "public, max-age=300"})
     if call.resource == "/docs":
-        page = _PAGE.format(title=html.escape(f"{settings().service_name} API"), base=call.base_url)
+        page = _PAGE.format(title=html.escape(f"{settings().service_name} API"), base=html.escape(call.base_url, quote=True))
         return Reply(200, page, {"Content-Type": "text/html; charset=utf-8", "Content-Security-Policy": _CSP, "Cache-Control": "public, max-age=300"}, raw=True)
     name = call.path_params.get("asset", "")
     if name == "start.js":
         return Reply(200, _START, {"Content-Type": _ASSET_TYPES[".js"], "Cache-Control": "public, max-age=86400"}, raw=True)
-    suffix = Path(name).suffix
-    path = assets / name
-    if suffix not in _ASSET_TYPES or "/" in name or not path.is_file():
+    # Only the files the page loads: a name from the path never reaches the file system.
+    if name not in _ASSETS:
         raise errors.NotFound()
-    return Reply(200, path.read_text(encoding="utf-8"), {"Content-Type": _ASSET_TYPES[suffix], "Cache-Control": "public, max-age=86400"}, raw=True)
+    suffix = Path(name).suffix
+    return Reply(200, (assets / name).read_text(encoding="utf-8"), {"Content-Type": _ASSET_TYPES[suffix], "Cache-Control": "public, max-age=86400"}, raw=True)
