@@ -30,13 +30,28 @@ def _seconds_left_in_hour() -> int:
     return HOUR - store.now() % HOUR
 
 
-def ip_guard(client: Client) -> None:
-    """Refuse a source IP that has failed too often this hour (429)."""
-    if store.counter_value(f"ipfail#{_ip_key(client)}", HOUR) >= settings().ip_failures_per_hour:
+def ip_guard(client: Client) -> str:
+    """Admit one attempt that may fail (a login, a code check) from this source
+    IP, or refuse it with 429 once the IP has failed IP_FAILURES_PER_HOUR times
+    this hour.
+
+    The attempt is counted as a failure before it runs, by a conditional
+    increment, so a parallel burst cannot get more than the limit through;
+    `ip_passed` gives the unit back when the attempt succeeds."""
+    admitted = store.count_under_limit(f"ipfail#{_ip_key(client)}", HOUR, settings().ip_failures_per_hour)
+    if admitted is None:
         raise errors.RateLimited(_seconds_left_in_hour())
+    return admitted
+
+
+def ip_passed(admission: str) -> None:
+    """The attempt admitted by `ip_guard` succeeded: it is not a failure."""
+    store.uncount(admission)
 
 
 def ip_failed(client: Client) -> None:
+    """Count a failure from this IP that went through no `ip_guard` (a wrong
+    current password on a signed-in session)."""
     store.count_hit(f"ipfail#{_ip_key(client)}", HOUR)
 
 
@@ -81,9 +96,8 @@ def login_gate(email: str) -> str:
     raise errors.InvalidCredentials()
 
 
-def login_failed(email: str, client: Client) -> None:
+def login_failed(email: str) -> None:
     store.count_hit(f"loginhour#{email_key(email)}", HOUR)
-    ip_failed(client)
 
 
 def login_succeeded(gate_key: str) -> None:

@@ -423,6 +423,33 @@ def count_hit(key: str, window_seconds: int, amount: int = 1) -> int:
     return int(item.count)
 
 
+def count_under_limit(key: str, window_seconds: int, limit: int) -> str | None:
+    """Add one to the counter for the current fixed window only while it is
+    below `limit`, in one conditional update: under any concurrency at most
+    `limit` calls per window are counted.  Returns the counter's item key (to
+    give the unit back with `uncount`), or None when the limit is reached."""
+    item_key = f"{key}#{now() // window_seconds}"
+    try:
+        LimitItem(item_key).update(
+            actions=[LimitItem.count.add(1), LimitItem.ttl.set(_ttl(window_seconds * 2))],
+            condition=LimitItem.count.does_not_exist() | (LimitItem.count < limit),
+        )
+    except UpdateError as exc:
+        if _condition_failed(exc):
+            return None
+        raise
+    return item_key
+
+
+def uncount(item_key: str) -> None:
+    """Give back one unit taken by `count_under_limit` (never below zero)."""
+    try:
+        LimitItem(item_key).update(actions=[LimitItem.count.add(-1)], condition=LimitItem.count > 0)
+    except UpdateError as exc:
+        if not _condition_failed(exc):
+            raise
+
+
 def counter_value(key: str, window_seconds: int) -> int:
     try:
         return int(LimitItem.get(f"{key}#{now() // window_seconds}", consistent_read=True).count)

@@ -49,7 +49,8 @@ def change_password(call: Call[ChangePasswordRequest]) -> Reply:
     except errors.InvalidCredentials:
         raise errors.FieldErrors({"current_password": ["The current password is incorrect."]}) from None
     if not passwords.verify_password(body.current_password, user.password_hash):
-        limits.login_failed(user.email, call.client)
+        limits.login_failed(user.email)
+        limits.ip_failed(call.client)
         audit.record("password_change", "failure", call.client, user_id=user.user_id)
         raise errors.FieldErrors({"current_password": ["The current password is incorrect."]})
     limits.login_succeeded(gate)

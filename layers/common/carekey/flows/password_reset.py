@@ -68,7 +68,7 @@ def resend_reset_code(call: Call[EmailOnlyRequest]) -> Reply:
 def _checked_code(call: Call, email: str, code: str) -> store.OtpRecord:
     """Spend one try on the reset code and check it; InvalidOtp if it does not hold."""
     cfg = settings()
-    limits.ip_guard(call.client)
+    admission = limits.ip_guard(call.client)
     attempt = store.reserve_otp_try(otp.item_key(otp.PASSWORD_RESET, email))
     if (
         attempt is None
@@ -77,10 +77,10 @@ def _checked_code(call: Call, email: str, code: str) -> store.OtpRecord:
         or not otp.well_formed(code)
         or not otp.matches(otp.PASSWORD_RESET, attempt.user_id, code, attempt.code_hash)
     ):
-        limits.ip_failed(call.client)
         audit.record("password_reset.code_check", "failure", call.client, email_hash=otp.email_key(email))
         metrics.add_metric(name="OtpFailures", unit=MetricUnit.Count, value=1)
         raise errors.InvalidOtp()
+    limits.ip_passed(admission)
     return attempt
 
 

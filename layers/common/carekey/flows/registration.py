@@ -52,7 +52,7 @@ def _registered(user: store.UserItem, sent: bool) -> RegisterResponse:
 
 def verify_email(call: Call[VerifyOtpRequest]) -> Reply:
     body, cfg = call.body, settings()
-    limits.ip_guard(call.client)
+    admission = limits.ip_guard(call.client)
     key = otp.item_key(otp.VERIFY_EMAIL, body.email)
     attempt = store.reserve_otp_try(key)
     verified = (
@@ -64,11 +64,11 @@ def verify_email(call: Call[VerifyOtpRequest]) -> Reply:
         and store.verify_email(key, attempt.code_hash, cfg.otp_max_attempts, attempt.user_id)
     )
     if not verified:
-        limits.ip_failed(call.client)
         audit.record("verify_email", "failure", call.client, email_hash=otp.email_key(body.email))
         metrics.add_metric(name="OtpFailures", unit=MetricUnit.Count, value=1)
         raise errors.InvalidOtp()
     assert attempt is not None
+    limits.ip_passed(admission)
     audit.record("verify_email", "success", call.client, user_id=attempt.user_id, email_hash=otp.email_key(body.email))
     metrics.add_metric(name="EmailsVerified", unit=MetricUnit.Count, value=1)
     return Reply(200, VerifiedResponse(message="Email verified successfully", verified=True))

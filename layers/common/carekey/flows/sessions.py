@@ -32,7 +32,7 @@ def start_session(user: store.UserItem) -> TokenPair:
 
 def login(call: Call[LoginRequest]) -> Reply:
     body = call.body
-    limits.ip_guard(call.client)
+    admission = limits.ip_guard(call.client)
     email_hash = otp.email_key(body.email)
     try:
         gate = limits.login_gate(body.email)
@@ -47,11 +47,12 @@ def login(call: Call[LoginRequest]) -> Reply:
     else:
         right = passwords.verify_password(body.password, user.password_hash)
     if not right:
-        limits.login_failed(body.email, call.client)
+        limits.login_failed(body.email)
         audit.record("login", "failure", call.client, user_id=user.user_id if user else None, email_hash=email_hash)
         metrics.add_metric(name="LoginFailures", unit=MetricUnit.Count, value=1)
         raise errors.InvalidCredentials()
     assert user is not None
+    limits.ip_passed(admission)
     limits.login_succeeded(gate)
     if not user.is_verified:
         audit.record("login", "email_not_verified", call.client, user_id=user.user_id, email_hash=email_hash)
