@@ -190,7 +190,8 @@ class Stack:
                 authorizer_fn = None
                 if authorizer and authorizer != "NONE":
                     auth_cfg = apis[api_id]["Properties"]["Auth"]["Authorizers"][authorizer]
-                    authorizer_fn = auth_cfg["FunctionArn"]["Fn::GetAtt"][0]
+                    arn = auth_cfg["FunctionArn"]  # !GetAtt Fn.Arn, or !Ref Fn.Alias (the published alias)
+                    authorizer_fn = arn["Fn::GetAtt"][0] if "Fn::GetAtt" in arn else arn["Ref"].split(".")[0]
                 out.append(Route(p["Path"], p["Method"].upper(), logical, authorizer_fn))
         return out
 

@@ -34,3 +34,5 @@ class _Redact(logging.Filter):
 
 
 logger.addFilter(_Redact())
+
+import carekey.snapstart  # noqa: E402,F401 - registers the SnapStart runtime hooks in every function
