@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import snapshot_restore_py
 from carekey import aws, keys
 from carekey.snapstart import after_restore, forget_environment_state
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _registered(registry) -> list:
@@ -53,3 +59,27 @@ def test_a_restored_environment_builds_its_own_state_and_still_serves(api):
     assert keys._cache == {} and aws.client.cache_info().currsize == 0
     assert random.random() != before
     assert api.login("restored@example.com")["access"]
+
+
+def test_models_are_built_lazily_and_all_before_the_snapshot():
+    # Given a fresh interpreter that imported the layer as a handler does (its own process,
+    # so no other test has built a model yet)
+    script = """
+import snapshot_restore_py
+from pydantic import BaseModel
+import carekey.api
+from carekey import schemas
+models = [v for v in vars(schemas).values() if isinstance(v, type) and issubclass(v, BaseModel) and v.__module__ == schemas.__name__]
+print(sum(not m.__pydantic_complete__ for m in models), len(models))
+for hook, args, kwargs in snapshot_restore_py.get_before_snapshot():
+    hook(*args, **kwargs)
+print(sum(not m.__pydantic_complete__ for m in models))
+"""
+    # When the models are counted before and after Lambda's before-snapshot hooks
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": "layers/common"}, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (unbuilt, total), (unbuilt_after,) = (list(map(int, line.split())) for line in done.stdout.split("\n")[:2])
+
+    # Then most models were not built at import, and none is missing from the snapshot
+    assert unbuilt > total // 2
+    assert unbuilt_after == 0

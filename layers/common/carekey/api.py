@@ -238,6 +238,9 @@ def dispatch(routes: dict[str, Route], event: dict[str, Any]) -> dict[str, Any]:
 
 def handler(**routes: Route) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
     """Build a Lambda handler serving the given HTTP methods (GET=Route(...), POST=...)."""
+    # Request models are built lazily (defer_build): a function builds only its own, at init.
+    for route in routes.values():
+        route.model.model_rebuild()
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)
     @metrics.log_metrics(capture_cold_start_metric=True)

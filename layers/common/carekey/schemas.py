@@ -70,7 +70,7 @@ Token = Annotated[StrictStr, Field(max_length=4096, json_schema_extra=_PRINTABLE
 
 
 class Request(BaseModel):
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=False)
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=False, defer_build=True)
 
 
 class RegisterRequest(Request):
@@ -146,7 +146,7 @@ class ProfileUpdateRequest(Request):
 
 
 class Response(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class User(Response):

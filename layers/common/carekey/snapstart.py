@@ -3,7 +3,8 @@
 With SnapStart (the `EnableSnapStart` parameter, on by default), Lambda runs
 each function's init once when a version is published, snapshots the
 initialised memory, and starts new execution environments from that snapshot.
-Imports are therefore paid once, at publish time; what must be unique to an
+Imports are therefore paid once, at publish time (and every pydantic model,
+built lazily otherwise, is built then too); what must be unique to an
 environment must not be in the snapshot:
 
 - before the snapshot, every cached secret (the hashing pepper, the signing
@@ -32,6 +33,18 @@ except ImportError:  # pragma: no cover - neither Lambda's runtime nor the packa
     register_after_restore = register_before_snapshot = None  # type: ignore[assignment]
 
 
+def build_every_model() -> None:
+    """Build every request and response model now, so a restored environment
+    never builds one (without SnapStart each is built when first used)."""
+    from pydantic import BaseModel
+
+    from carekey import schemas
+
+    for value in vars(schemas).values():
+        if isinstance(value, type) and issubclass(value, BaseModel) and value.__module__ == schemas.__name__:
+            value.model_rebuild()
+
+
 def forget_environment_state() -> None:
     """Drop what belongs to one execution environment: secrets and clients."""
     keys.forget_cached_keys()
@@ -45,4 +58,5 @@ def after_restore() -> None:
 
 if register_before_snapshot is not None and register_after_restore is not None:
     register_before_snapshot(forget_environment_state)
+    register_before_snapshot(build_every_model)  # runs first: hooks run in reverse order
     register_after_restore(after_restore)
