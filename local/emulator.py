@@ -1,4 +1,4 @@
-"""Creates what template.yaml declares (tables with TTL, secrets, SES identities)
+"""Creates what template.yaml declares (tables with TTL, secrets, queues, SES identities)
 in an AWS-compatible endpoint: moto in-process for unit tests, moto's server
 for `make dev`, or any other endpoint."""
 
@@ -49,9 +49,52 @@ def provision(stack: Stack, session: boto3.Session | None = None, endpoint_url: 
             spec = res["Properties"].get("GenerateSecretString", {})
             sm.create_secret(Name=name, SecretString=_generated_secret(spec))
 
+    provision_queues(stack, session.client("sqs", **kw))
+
     ses = session.client("ses", **kw)
     for logical in stack.of_type("AWS::SES::EmailIdentity"):
         ses.verify_email_identity(EmailAddress=stack.physical_name(logical))
+
+
+# Queue properties that are SQS attributes of the same name.
+_QUEUE_ATTRIBUTES = (
+    "ContentBasedDeduplication",
+    "DeduplicationScope",
+    "DelaySeconds",
+    "FifoQueue",
+    "FifoThroughputLimit",
+    "KmsDataKeyReusePeriodSeconds",
+    "KmsMasterKeyId",
+    "MaximumMessageSize",
+    "MessageRetentionPeriod",
+    "ReceiveMessageWaitTimeSeconds",
+    "SqsManagedSseEnabled",
+    "VisibilityTimeout",
+)
+
+
+def _attribute(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value) if isinstance(value, dict) else str(value)
+
+
+def provision_queues(stack: Stack, sqs: Any) -> None:
+    """Every AWS::SQS::Queue of the template, dead-letter queues first so a
+    redrive policy can name them."""
+    queues = stack.of_type("AWS::SQS::Queue")
+
+    def depth(logical: str) -> int:
+        policy = (queues[logical].get("Properties") or {}).get("RedrivePolicy") or {}
+        target = (policy.get("deadLetterTargetArn") or {}).get("Fn::GetAtt", [None])[0]
+        return 1 + depth(target) if target in queues else 0
+
+    for logical in sorted(queues, key=depth):
+        props = stack.resolve(queues[logical].get("Properties") or {})
+        attributes = {k: _attribute(props[k]) for k in _QUEUE_ATTRIBUTES if k in props}
+        if "RedrivePolicy" in props:
+            attributes["RedrivePolicy"] = json.dumps(props["RedrivePolicy"])
+        sqs.create_queue(QueueName=stack.physical_name(logical), Attributes=attributes)
 
 
 _dynamodb_serialised = False

@@ -1,7 +1,12 @@
 """A local stand-in for API Gateway: routes by the template's paths and
 methods, runs the template's TOKEN authorizer on protected routes, invokes the
 function's handler with a REST proxy event, and answers with the template's
-gateway responses where API Gateway itself would answer."""
+gateway responses where API Gateway itself would answer.
+
+Given a queue pump (local/queues.py), it drains every queue after each
+request, so what the request queued has been handled when it returns (the
+tests' set-up).  `make dev` runs the pump in a background thread instead
+(`drain_queues=False`), and the gateway only wakes it after each request."""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from typing import Any
 
 from local import events
 from local.functions import LambdaContext, handler
+from local.queues import QueuePump
 from local.template import Route, Stack
 
 
@@ -28,8 +34,10 @@ class Response:
 
 
 class Gateway:
-    def __init__(self, stack: Stack) -> None:
+    def __init__(self, stack: Stack, queues: QueuePump | None = None, drain_queues: bool = True) -> None:
         self.stack = stack
+        self.queues = queues
+        self.drain_queues = drain_queues
         self.stage = stack.stage()
         self.routes = stack.routes()
         self.responses = stack.gateway_responses()
@@ -57,7 +65,17 @@ class Gateway:
         body = body.replace("$context.error.messageString", "Request refused")
         return Response(int(spec.get("StatusCode", default_status)), headers, body.encode())
 
-    def handle(
+    def handle(self, *args: Any, **kw: Any) -> Response:
+        try:
+            return self._handle(*args, **kw)
+        finally:
+            if self.queues is not None:
+                if self.drain_queues:
+                    self.queues.drain()
+                else:
+                    self.queues.nudge()
+
+    def _handle(
         self,
         method: str,
         path: str,

@@ -1,9 +1,11 @@
 """`make dev`: the whole API on http://127.0.0.1:3000 with no AWS account.
 
-Starts moto in server mode on 127.0.0.1, creates in it the tables, secrets and
-SES identity that template.yaml declares, and serves the template's routes
-through the local gateway.  Every email is printed and saved as JSON in
-OUTBOX_DIR (default .local/outbox/).
+Starts moto in server mode on 127.0.0.1, creates in it the tables, secrets,
+queues and SES identity that template.yaml declares, and serves the
+template's routes through the local gateway.  A background thread delivers
+every queue to the function the template names as its consumer
+(local/queues.py).  Every email is printed and saved as JSON in OUTBOX_DIR
+(default .local/outbox/).
 
 Environment:
   PORT               port of the API (default 3000)
@@ -122,6 +124,7 @@ def main() -> int:
     from local.emulator import provision
     from local.gateway import Gateway
     from local.outbox import Outbox
+    from local.queues import QueuePump, describe
 
     boto3.setup_default_session(region_name=region)
     outbox = Outbox(outbox_dir, echo=_print_email)
@@ -135,7 +138,9 @@ def main() -> int:
         state.parent.mkdir(parents=True, exist_ok=True)
         state.write_text(json.dumps({"endpoint": endpoint, "stack": stack.name, "pid": os.getpid()}))
 
-    gateway = Gateway(stack)
+    # Against a deployed stack, Lambda's own event source mappings consume the queues.
+    pump = None if deployed else QueuePump(stack, boto3.DEFAULT_SESSION, endpoint_url=endpoint)
+    gateway = Gateway(stack, queues=pump, drain_queues=False)
     # Import every function now, so the first request is as fast as the rest.
     from local.functions import handler
 
@@ -143,6 +148,8 @@ def main() -> int:
         handler(stack, route.function)
         if route.authorizer:
             handler(stack, route.authorizer)
+    for source in pump.sources if pump else []:
+        handler(stack, source.function)
 
     server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(gateway))
     server.daemon_threads = True
@@ -152,6 +159,9 @@ def main() -> int:
         f"emails in {outbox_dir}, started in {time.perf_counter() - started:.1f}s). Ctrl-C stops it.",
         flush=True,
     )
+    if pump is not None:
+        print(f"Queues delivered in the background: {describe(pump)}.", flush=True)
+        pump.start()
 
     stop = threading.Event()
 
@@ -165,6 +175,8 @@ def main() -> int:
     stop.wait()
     server.shutdown()
     server.server_close()
+    if pump is not None:
+        pump.stop()
     if moto_server is not None:
         moto_server.stop()
     print("CareKey local API stopped.", flush=True)

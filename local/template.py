@@ -74,6 +74,12 @@ class Stack:
         kind = resource["Type"]
         if kind == "AWS::SES::EmailIdentity":
             return self.resolve(resource["Properties"]["EmailIdentity"])
+        if kind == "AWS::SQS::Queue":
+            props = resource.get("Properties") or {}
+            if props.get("QueueName"):
+                return str(self.resolve(props["QueueName"]))
+            # CloudFormation names a FIFO queue it names itself with the required suffix.
+            return f"{self.name}-{logical_id}" + (".fifo" if self.resolve(props.get("FifoQueue")) in (True, "true") else "")
         return f"{self.name}-{logical_id}"
 
     def arn(self, logical_id: str) -> str:
@@ -85,6 +91,7 @@ class Stack:
             "AWS::Serverless::Function": f"lambda:{self.region}:{self.account}:function:{name}",
             "AWS::KMS::Key": f"kms:{self.region}:{self.account}:key/{name}",
             "AWS::Logs::LogGroup": f"logs:{self.region}:{self.account}:log-group:{name}",
+            "AWS::SQS::Queue": f"sqs:{self.region}:{self.account}:{name}",
         }.get(kind, f"local:{self.region}:{self.account}:{name}")
         return f"arn:aws:{service}"
 
@@ -104,7 +111,11 @@ class Stack:
             return self._ref(arg)
         if key == "Fn::GetAtt":
             logical, attribute = arg
-            return self.arn(logical) if attribute == "Arn" else self.physical_name(logical)
+            if attribute == "Arn":
+                return self.arn(logical)
+            if attribute == "QueueUrl":
+                return self.queue_url(logical)
+            return self.physical_name(logical)
         if key == "Fn::Sub":
             text = arg if isinstance(arg, str) else arg[0]
             return re.sub(r"\$\{([^}]+)\}", lambda m: str(self._sub(m.group(1))), text)
@@ -141,7 +152,17 @@ class Stack:
         kind = self.resources[name]["Type"]
         if kind == "AWS::SecretsManager::Secret":
             return self.physical_name(name)  # the local secret's name stands in for its ARN
+        if kind == "AWS::SQS::Queue":
+            return self.queue_url(name)
         return self.physical_name(name)
+
+    def queue_url(self, logical_id: str) -> str:
+        """A queue's URL (its Ref).  The emulator finds a queue by the URL's last
+        segment, so this form works against moto whatever its endpoint."""
+        name = self.physical_name(logical_id)
+        if name.startswith("https://"):
+            return name  # a deployed stack's physical id of a queue is its URL
+        return f"https://sqs.{self.region}.amazonaws.com/{self.account}/{name}"
 
     # ---- views the local API and the tests need ---------------------------------------
 

@@ -35,11 +35,13 @@ from moto import mock_aws  # noqa: E402
 from local.emulator import provision, serialise_dynamodb  # noqa: E402
 from local.gateway import Gateway  # noqa: E402
 from local.outbox import Outbox  # noqa: E402
+from local.queues import QueuePump  # noqa: E402
 
 boto3.setup_default_session(region_name="us-east-1")
 OUTBOX = Outbox()
 OUTBOX.attach(boto3.DEFAULT_SESSION)
 serialise_dynamodb()
+QUEUES = QueuePump(STACK)
 
 from carekey import aws, keys  # noqa: E402
 from carekey.config import reload_settings  # noqa: E402
@@ -55,6 +57,7 @@ def aws_env():
         keys.forget_cached_keys()
         reload_settings()
         OUTBOX.clear()
+        QUEUES.reset()
         yield
 
 
@@ -65,7 +68,7 @@ def outbox() -> Outbox:
 
 @pytest.fixture(scope="session")
 def gateway() -> Gateway:
-    return Gateway(STACK)
+    return Gateway(STACK, queues=QUEUES)
 
 
 @pytest.fixture
