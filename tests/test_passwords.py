@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from carekey import passwords
+import base64
+import hashlib
+import unicodedata
+
+import bcrypt
+import pytest
+from carekey import keys, passwords, store
+
+from tests.client import PASSWORD
 
 
 def test_minimum_length_is_eight_and_configurable(settings_override):
@@ -48,7 +56,7 @@ def test_no_truncation_past_72_bytes():
 
 def test_hash_format_and_rehash_detection(settings_override):
     stored = passwords.hash_password("some-long-passphrase", cost=4)
-    assert stored.startswith("bcrypt-sha256$$2b$04$")
+    assert stored.startswith("bcrypt-hmac-sha256$$2b$04$")
     settings_override(BCRYPT_COST="4")
     assert not passwords.needs_rehash(stored)
     settings_override(BCRYPT_COST="12")
@@ -60,3 +68,125 @@ def test_default_cost_is_twelve(monkeypatch):
 
     monkeypatch.delenv("BCRYPT_COST", raising=False)
     assert Settings.model_validate({}).bcrypt_cost == 12
+
+
+# ---- length as typed and as normalised -------------------------------------------------
+
+
+def test_one_character_that_normalises_into_eighteen_is_too_short():
+    # U+FDFA is one character; NFKC expands it to 18, which used to pass the minimum of 8
+    assert len(unicodedata.normalize("NFKC", "\ufdfa")) == 18
+    assert any("too short" in p for p in passwords.policy_errors("\ufdfa"))
+    assert any("too short" in p for p in passwords.policy_errors("\ufdfa\ufdfa-x"))
+    assert passwords.policy_errors("\ufdfa" + "harbour-x") == []  # nine typed characters are enough
+
+
+def test_a_password_that_normalises_past_the_maximum_is_too_long():
+    assert len("\ufdfa" * 20) == 20
+    assert any("too long" in p for p in passwords.policy_errors("\ufdfa" * 20))
+
+
+def test_sign_up_refuses_a_one_character_password(api):
+    r = api.register("ligature@example.com", password="\ufdfa")
+    assert r.status == 400 and any("too short" in m for m in r.json()["password"])
+
+
+# ---- a keyed pre-hash ------------------------------------------------------------------
+
+
+def _sha256_prehash(password: str) -> bytes:
+    return base64.b64encode(hashlib.sha256(unicodedata.normalize("NFKC", password).encode()).digest())
+
+
+def test_a_stolen_hash_cannot_be_checked_with_sha256_alone():
+    # Given a stored hash and an attacker who knows the password candidate but not the pepper
+    stored = passwords.hash_password("violet-kettle-harbour-42", cost=4)
+    bcrypt_part = stored.split("$", 1)[1].encode()
+    # When they feed bcrypt the unkeyed SHA-256 pre-hash of the right candidate
+    # Then it does not match: the pre-hash needs the pepper
+    assert not bcrypt.checkpw(_sha256_prehash("violet-kettle-harbour-42"), bcrypt_part)
+    assert passwords.verify_password("violet-kettle-harbour-42", stored)
+
+
+def test_the_pre_hash_depends_on_the_pepper(monkeypatch):
+    stored = passwords.hash_password("violet-kettle-harbour-42", cost=4)
+    monkeypatch.setattr(keys, "_pepper", lambda: b"another pepper")
+    assert not passwords.verify_password("violet-kettle-harbour-42", stored)
+
+
+def _legacy_hash(password: str) -> str:
+    return "bcrypt-sha256$" + bcrypt.hashpw(_sha256_prehash(password), bcrypt.gensalt(4)).decode()
+
+
+def test_earlier_hashes_still_verify_and_need_a_rehash(settings_override):
+    settings_override(BCRYPT_COST="4")
+    legacy = _legacy_hash("some-long-passphrase")
+    assert passwords.verify_password("some-long-passphrase", legacy)
+    assert not passwords.verify_password("some-long-passphrasf", legacy)
+    assert passwords.needs_rehash(legacy)
+
+
+@pytest.mark.parametrize(
+    "stored",
+    ["", "$", "$2b$04$" + "A" * 53, "bcrypt-sha256$", "bcrypt-hmac-sha256$not-bcrypt", "pbkdf2_sha256$1$salt$hash", "unknown$x"],
+)
+def test_unknown_or_malformed_hashes_match_nothing(stored):
+    assert passwords.verify_password("some-long-passphrase", stored) is False
+    assert passwords.needs_rehash(stored)
+
+
+def test_formats_are_dispatched_by_their_prefix():
+    seen = []
+
+    @passwords.hash_format("test_format")
+    def _verify(password: str, rest: str) -> bool:
+        seen.append(rest)
+        return password == "right-answer"
+
+    try:
+        assert passwords.verify_password("right-answer", "test_format$1$salt$digest")
+        assert seen == ["1$salt$digest"]
+        assert passwords.format_of("test_format$1$salt$digest") == "test_format"
+    finally:
+        passwords._FORMATS.pop("test_format")
+
+
+def test_login_rehashes_an_earlier_hash_into_the_current_format(api):
+    # Given an account whose password was stored with the unkeyed pre-hash
+    api.verified_user("legacy@example.com")
+    user = store.user_by_email("legacy@example.com")
+    store.UserItem(user.pk).update(actions=[store.UserItem.password_hash.set(_legacy_hash(PASSWORD))])
+    # When its owner logs in
+    api.login("legacy@example.com")
+    # Then the stored hash is in the current format and still opens the account
+    stored = store.user_by_email("legacy@example.com").password_hash
+    assert stored.startswith("bcrypt-hmac-sha256$") and passwords.verify_password(PASSWORD, stored)
+    api.login("legacy@example.com")
+
+
+# ---- a new password must be new --------------------------------------------------------
+
+
+def test_change_password_refuses_the_current_password(api):
+    api.verified_user("same@example.com")
+    access = api.login("same@example.com")["access"]
+    body = {"current_password": PASSWORD, "new_password": PASSWORD, "confirm_password": PASSWORD}
+    r = api.post("/change-password", body, token=access)
+    assert r.status == 400 and r.json() == {"new_password": [passwords.SAME_AS_CURRENT]}
+    # An NFKC-equivalent spelling is the same password
+    ligature = PASSWORD.replace("fi", "\ufb01") if "fi" in PASSWORD else "\uff56" + PASSWORD[1:]
+    body = {"current_password": PASSWORD, "new_password": ligature, "confirm_password": ligature}
+    assert api.post("/change-password", body, token=access).json() == {"new_password": [passwords.SAME_AS_CURRENT]}
+
+
+def test_reset_password_refuses_the_current_password_and_keeps_the_code(api, settings_override):
+    settings_override(OTP_RESEND_COOLDOWN_SECONDS="0")
+    api.verified_user("same-reset@example.com")
+    api.post("/forgot-password", {"email": "same-reset@example.com"})
+    code = api.latest_code("same-reset@example.com")
+    same = {"email": "same-reset@example.com", "otp": code, "new_password": PASSWORD, "confirm_password": PASSWORD}
+    r = api.post("/reset-password", same)
+    assert r.status == 400 and r.json() == {"new_password": [passwords.SAME_AS_CURRENT]}
+    fresh = {**same, "new_password": "bright-harbour-compass-31", "confirm_password": "bright-harbour-compass-31"}
+    assert api.post("/reset-password", fresh).status == 200
+    api.login("same-reset@example.com", "bright-harbour-compass-31")

@@ -1,14 +1,24 @@
 """Password policy (NIST SP 800-63B) and hashing.
 
 Policy: at least PASSWORD_MIN_LENGTH characters (default 8), up to
-PASSWORD_MAX_LENGTH (default 256), no composition rules; refused when common
+PASSWORD_MAX_LENGTH (default 256), both as typed and after NFKC, no
+composition rules; refused when common
 or breached (a list of 19,640 passwords shipped with the layer), when built on
 the person's email, name or the service's name, when entirely numeric (the
 legacy rule) or one repeated character.  Every refusal says why.
 
-Hashing: Unicode NFKC, then SHA-256 (base64), then bcrypt.  The pre-hash keeps
-every character significant (bcrypt alone ignores bytes past 72) and keeps
-NUL bytes out of bcrypt.  Stored as "bcrypt-sha256$<bcrypt hash>".
+Hashing: Unicode NFKC, then HMAC-SHA256 under a key derived from the pepper
+(Secrets Manager), then bcrypt.  The pre-hash keeps every character
+significant (bcrypt alone ignores bytes past 72) and keeps NUL bytes out of
+bcrypt; keying it means a stolen Users table cannot be checked offline
+against SHA-256 breach corpora without the pepper too.
+
+A stored hash names its format before its first "$"; `verify_password`
+dispatches on that name, so formats can be added (or retired) without
+touching the others:
+- "bcrypt-hmac-sha256$<bcrypt hash>": the current format.
+- "bcrypt-sha256$<bcrypt hash>": the earlier, unkeyed SHA-256 pre-hash.  It
+  still verifies, and a login rehashes it into the current format.
 """
 
 from __future__ import annotations
@@ -20,13 +30,34 @@ import re
 import unicodedata
 from functools import lru_cache
 from importlib import resources
+from typing import Callable
 
 import bcrypt
 
 from carekey.config import settings
+from carekey.keys import keyed_hash
 
-PREFIX = "bcrypt-sha256$"
+CURRENT = "bcrypt-hmac-sha256"
 _DUMMY_SALT = "CareKeyDummySaltValue."  # 22 chars: a valid salt for a hash that matches nothing
+_BCRYPT_COST = re.compile(r"^\$2[aby]\$(\d\d)\$")
+
+# (password as typed, the stored hash without its "<format>$" prefix) -> whether it matches
+Verifier = Callable[[str, str], bool]
+_FORMATS: dict[str, Verifier] = {}
+
+
+def hash_format(name: str) -> Callable[[Verifier], Verifier]:
+    """Register the verifier of the stored format `name` ("<name>$..." hashes)."""
+
+    def register(verify: Verifier) -> Verifier:
+        _FORMATS[name] = verify
+        return verify
+
+    return register
+
+
+def format_of(stored: str) -> str:
+    return stored.partition("$")[0]
 
 
 def normalise(password: str) -> str:
@@ -34,31 +65,54 @@ def normalise(password: str) -> str:
 
 
 def _prehash(password: str) -> bytes:
+    # 64 hex characters: under bcrypt's 72-byte limit, no NUL bytes.
+    return keyed_hash("password", normalise(password)).encode("ascii")
+
+
+def _sha256_prehash(password: str) -> bytes:
     return base64.b64encode(hashlib.sha256(normalise(password).encode("utf-8")).digest())
+
+
+def _bcrypt_matches(prehashed: bytes, bcrypt_hash: str) -> bool:
+    try:
+        return bcrypt.checkpw(prehashed, bcrypt_hash.encode("ascii"))
+    except (ValueError, UnicodeEncodeError):  # a malformed stored hash matches nothing
+        return False
+
+
+@hash_format(CURRENT)
+def _verify_current(password: str, rest: str) -> bool:
+    return _bcrypt_matches(_prehash(password), rest)
+
+
+@hash_format("bcrypt-sha256")
+def _verify_sha256_prehash(password: str, rest: str) -> bool:
+    return _bcrypt_matches(_sha256_prehash(password), rest)
 
 
 def hash_password(password: str, cost: int | None = None) -> str:
     cost = cost or settings().bcrypt_cost
-    return PREFIX + bcrypt.hashpw(_prehash(password), bcrypt.gensalt(cost)).decode()
+    return f"{CURRENT}$" + bcrypt.hashpw(_prehash(password), bcrypt.gensalt(cost)).decode()
 
 
 def verify_password(password: str, stored: str) -> bool:
-    if not stored.startswith(PREFIX):
-        return False
-    return bcrypt.checkpw(_prehash(password), stored[len(PREFIX) :].encode())
+    name, _, rest = stored.partition("$")
+    verify = _FORMATS.get(name)
+    return verify is not None and verify(password, rest)
 
 
 def burn_equal_time(password: str) -> None:
     """Spend exactly what a real check costs, for an email with no account, so
     timing does not tell which emails are registered."""
     cost = settings().bcrypt_cost
-    dummy = f"$2b${cost:02d}${_DUMMY_SALT}{'A' * 31}"
-    bcrypt.checkpw(_prehash(password), dummy.encode())
+    _bcrypt_matches(_prehash(password), f"$2b${cost:02d}${_DUMMY_SALT}{'A' * 31}")
 
 
 def needs_rehash(stored: str) -> bool:
-    match = re.match(r"^bcrypt-sha256\$\$2[aby]\$(\d\d)\$", stored)
-    return match is None or int(match.group(1)) != settings().bcrypt_cost
+    """True when the hash is in an older format or at another bcrypt cost."""
+    name, _, rest = stored.partition("$")
+    match = _BCRYPT_COST.match(rest)
+    return name != CURRENT or match is None or int(match.group(1)) != settings().bcrypt_cost
 
 
 @lru_cache(maxsize=1)
@@ -100,14 +154,19 @@ def check_new_password(
         raise FieldErrors(problems)
 
 
+SAME_AS_CURRENT = "The new password must be different from the current one."
+
+
 def policy_errors(password: str, email: str = "", first_name: str = "", last_name: str = "") -> list[str]:
     """Why this password is refused; an empty list means it is accepted."""
     cfg = settings()
     pw = normalise(password)
     problems: list[str] = []
-    if len(pw) < cfg.password_min_length:
+    # Counted as typed and as normalised: NFKC can turn one character into many
+    # (U+FDFA becomes 18), and a short password must not pass on its expansion.
+    if min(len(password), len(pw)) < cfg.password_min_length:
         problems.append(f"This password is too short. It must contain at least {cfg.password_min_length} characters.")
-    if len(pw) > cfg.password_max_length:
+    if max(len(password), len(pw)) > cfg.password_max_length:
         problems.append(f"This password is too long. It must contain at most {cfg.password_max_length} characters.")
     lowered = pw.lower()
     if lowered in _common_passwords() or lowered.strip() in _common_passwords():

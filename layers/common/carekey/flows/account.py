@@ -42,6 +42,8 @@ def change_password(call: Call[ChangePasswordRequest]) -> Reply:
     passwords.check_new_password(
         body.new_password, body.confirm_password, ("new_password", "confirm_password"), user.email, user.first_name, user.last_name
     )
+    if passwords.normalise(body.new_password) == passwords.normalise(body.current_password):
+        raise errors.FieldErrors({"new_password": [passwords.SAME_AS_CURRENT]})
 
     # The current password is guarded like a login: a stolen access token cannot brute-force it.
     try:
