@@ -89,6 +89,19 @@ class RateLimited(ServiceError):
         self.headers = {"Retry-After": str(max(1, int(retry_after)))}
 
 
+class ServiceBusy(ServiceError):
+    """DynamoDB kept refusing a write (throttling, conflicting transactions):
+    nothing was decided, so the client should simply try again."""
+
+    status = 503
+    error = "Service busy"
+    message = "The service is busy. Please try again in a moment."
+
+    def __init__(self, retry_after: int = 1) -> None:
+        super().__init__(retry_after=max(1, int(retry_after)))
+        self.headers = {"Retry-After": str(max(1, int(retry_after)))}
+
+
 class NotFound(ServiceError):
     status = 404
     error = "Not found"

@@ -21,6 +21,7 @@ _ERROR_TEXT = {
     405: "The path does not accept this method",
     413: "The request body is larger than the limit",
     429: "Too many attempts or codes; see Retry-After",
+    503: "The database stayed busy (throttled or conflicting writes); nothing changed, try again after Retry-After",
 }
 DOCS_ASSETS = ("swagger-ui-bundle.js", "swagger-ui.css", "start.js")
 _NO_STORE = {"Cache-Control": {"schema": {"type": "string", "const": "no-store"}}}
@@ -46,7 +47,7 @@ def _error_response(status: int, components: _Components) -> dict[str, Any]:
     error = components.ref(ErrorResponse, "serialization")
     schema = {"oneOf": [components.ref(FieldErrorsResponse, "serialization"), error]} if status == 400 else error
     response: dict[str, Any] = {"description": _ERROR_TEXT[status], "content": _json(schema)}
-    if status == 429:
+    if status in (429, 503):
         response["headers"] = {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "string"}}}
     return response
 

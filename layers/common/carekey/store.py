@@ -17,6 +17,7 @@ Tables
 from __future__ import annotations
 
 import os
+import random
 import time
 import uuid
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from pynamodb.exceptions import DoesNotExist, PynamoDBException, TransactWriteEr
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
+from carekey import errors
 from carekey.aws import client
 from carekey.config import settings
 from carekey.schemas import User
@@ -53,9 +55,57 @@ def _ttl(seconds_from_now: int) -> datetime:
 
 
 def _condition_failed(exc: PynamoDBException) -> bool:
-    if isinstance(exc, TransactWriteError):
-        return exc.cause_response_code == "TransactionCanceledException"
     return exc.cause_response_code == "ConditionalCheckFailedException"
+
+
+# Why DynamoDB cancels a transaction without deciding anything: another
+# transaction touched an item, or capacity ran out.  Retried, never reported
+# as a failed condition.
+_TRANSIENT_REASONS = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"})
+_TRANSIENT_ERRORS = frozenset(
+    {
+        "ThrottlingException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "TransactionInProgressException",
+        "TransactionConflictException",
+        "InternalServerError",
+    }
+)
+CONDITION_FAILED = "ConditionalCheckFailed"
+TRANSACTION_TRIES = 4
+
+
+def _write_transaction(build: Any) -> list[str | None]:
+    """Commit the transaction `build(tx)` describes.
+
+    Returns [] when it committed; when a condition failed, the cancellation
+    code of each item, in PynamoDB's item order (condition checks, deletes,
+    puts, updates; each in the order added), None for items that were fine.
+    A conflict or a throttle is retried with jittered exponential backoff under
+    one client request token (so a retry never applies the writes twice), and
+    ends as ServiceBusy (503), never as a failed condition.
+    """
+    token = uuid.uuid4().hex
+    for attempt in range(TRANSACTION_TRIES):
+        try:
+            with TransactWrite(connection=_connection(), client_request_token=token) as tx:
+                build(tx)
+            return []
+        except TransactWriteError as exc:
+            codes = [reason.code if reason else None for reason in exc.cancellation_reasons]
+            if exc.cause_response_code == "TransactionCanceledException" and CONDITION_FAILED in codes:
+                return codes
+            transient = exc.cause_response_code in _TRANSIENT_ERRORS or (
+                exc.cause_response_code == "TransactionCanceledException"
+                and any(codes)
+                and all(code is None or code in _TRANSIENT_REASONS for code in codes)
+            )
+            if not transient:
+                raise
+        if attempt + 1 < TRANSACTION_TRIES:
+            time.sleep(random.uniform(0, 0.025 * 2**attempt))  # noqa: S311 - jitter, not a secret
+    raise errors.ServiceBusy()
 
 
 class _Meta:
@@ -168,16 +218,19 @@ def new_user(email: str, password_hash: str, first_name: str, last_name: str, ph
 
 def create_user(user: UserItem) -> None:
     """Create the account and claim its email in one transaction: two racing
-    registrations of one email make exactly one account."""
+    registrations of one email make exactly one account.  EmailTaken only when
+    the claim's condition failed, never on a conflict or a throttle."""
     claim = EmailClaim(f"EMAIL#{user.email}", user_id=user.user_id)
-    try:
-        with TransactWrite(connection=_connection()) as tx:
-            tx.save(claim, condition=EmailClaim.pk.does_not_exist())
-            tx.save(user, condition=UserItem.pk.does_not_exist())
-    except TransactWriteError as exc:
-        if _condition_failed(exc):
-            raise EmailTaken() from exc
-        raise
+
+    def build(tx: TransactWrite) -> None:
+        tx.save(claim, condition=EmailClaim.pk.does_not_exist())
+        tx.save(user, condition=UserItem.pk.does_not_exist())
+
+    codes = _write_transaction(build)
+    if codes and codes[0] == CONDITION_FAILED:  # item 0: the claim (both are puts, in order)
+        raise EmailTaken()
+    if codes:
+        raise RuntimeError("a new user id already exists")
 
 
 def user_by_id(user_id: str) -> UserItem | None:
@@ -295,42 +348,42 @@ def reserve_otp_try(key: str) -> OtpRecord | None:
     return OtpRecord(item.user_id, item.code_hash, int(item.expires_at), int(item.attempts))
 
 
-def _consume_condition(code_hash: str, max_attempts: int) -> Any:
-    return (OtpItem.code_hash == code_hash) & (OtpItem.attempts <= max_attempts) & (OtpItem.expires_at > now())
+def _consume_condition(code_hash: str) -> Any:
+    # Still the code that was checked (not used up, not replaced), still in time.
+    return (OtpItem.code_hash == code_hash) & (OtpItem.expires_at > now())
 
 
-def verify_email(key: str, code_hash: str, max_attempts: int, user_id: str) -> bool:
-    """Use up the code and mark the account verified, in one transaction."""
-    try:
-        with TransactWrite(connection=_connection()) as tx:
-            tx.delete(OtpItem(key), condition=_consume_condition(code_hash, max_attempts))
-            tx.update(
-                UserItem(f"USER#{user_id}"),
-                actions=[UserItem.is_verified.set(True)],
-                condition=UserItem.pk.exists() & (UserItem.is_verified == False),  # noqa: E712
-            )
-    except TransactWriteError as exc:
-        if _condition_failed(exc):
-            return False
-        raise
-    return True
+def verify_email(key: str, code_hash: str, user_id: str) -> bool:
+    """Use up the code and mark the account verified, in one transaction.
+    False when the code was used up or replaced meanwhile, or the account is
+    gone or already verified.  The try budget was enforced when this try was
+    reserved, so parallel right answers cannot starve each other: exactly one
+    of them uses the code up."""
+
+    def build(tx: TransactWrite) -> None:
+        tx.delete(OtpItem(key), condition=_consume_condition(code_hash))
+        tx.update(
+            UserItem(f"USER#{user_id}"),
+            actions=[UserItem.is_verified.set(True)],
+            condition=UserItem.pk.exists() & (UserItem.is_verified == False),  # noqa: E712
+        )
+
+    return not _write_transaction(build)
 
 
-def reset_password(key: str, code_hash: str, max_attempts: int, user_id: str, new_hash: str) -> bool:
-    """Use up the reset code, set the password and end every session, atomically."""
-    try:
-        with TransactWrite(connection=_connection()) as tx:
-            tx.delete(OtpItem(key), condition=_consume_condition(code_hash, max_attempts))
-            tx.update(
-                UserItem(f"USER#{user_id}"),
-                actions=[UserItem.password_hash.set(new_hash), UserItem.token_version.add(1)],
-                condition=UserItem.pk.exists(),
-            )
-    except TransactWriteError as exc:
-        if _condition_failed(exc):
-            return False
-        raise
-    return True
+def reset_password(key: str, code_hash: str, user_id: str, new_hash: str) -> bool:
+    """Use up the reset code, set the password and end every session, atomically.
+    False when the code was used up or replaced meanwhile, or the account is gone."""
+
+    def build(tx: TransactWrite) -> None:
+        tx.delete(OtpItem(key), condition=_consume_condition(code_hash))
+        tx.update(
+            UserItem(f"USER#{user_id}"),
+            actions=[UserItem.password_hash.set(new_hash), UserItem.token_version.add(1)],
+            condition=UserItem.pk.exists(),
+        )
+
+    return not _write_transaction(build)
 
 
 # ---- sessions (refresh-token families) --------------------------------------------

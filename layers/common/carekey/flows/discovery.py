@@ -98,6 +98,7 @@ def api_root(call: Call) -> Reply:
                     "413": "Payload Too Large",
                     "429": "Too Many Requests (see Retry-After)",
                     "500": "Internal Server Error",
+                    "503": "Service busy: nothing changed, try again (see Retry-After)",
                 },
                 "error_response_format": {"error": "Error description", "message": "User-friendly message"},
                 "validation_error_format": {"field_name": ["Error message"]},

@@ -92,7 +92,7 @@ def verify_reset_code(call: Call[VerifyResetOtpRequest]) -> Reply:
 
 
 def reset_password(call: Call[ResetPasswordRequest]) -> Reply:
-    body, cfg = call.body, settings()
+    body = call.body
     passwords.check_new_password(body.new_password, body.confirm_password, ("new_password", "confirm_password"), body.email)
 
     attempt = _checked_code(call, body.email, body.otp)
@@ -102,10 +102,11 @@ def reset_password(call: Call[ResetPasswordRequest]) -> Reply:
     refused = passwords.policy_errors(body.new_password, user.email, user.first_name, user.last_name)
     if refused:
         raise errors.FieldErrors({"new_password": refused})
+    if passwords.verify_password(body.new_password, user.password_hash):
+        raise errors.FieldErrors({"new_password": [passwords.SAME_AS_CURRENT]})
     if not store.reset_password(
         otp.item_key(otp.PASSWORD_RESET, body.email),
         attempt.code_hash,
-        cfg.otp_max_attempts,
         attempt.user_id,
         passwords.hash_password(body.new_password),
     ):

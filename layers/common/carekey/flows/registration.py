@@ -61,7 +61,7 @@ def verify_email(call: Call[VerifyOtpRequest]) -> Reply:
         and attempt.expires_at > store.now()
         and otp.well_formed(body.otp)
         and otp.matches(otp.VERIFY_EMAIL, attempt.user_id, body.otp, attempt.code_hash)
-        and store.verify_email(key, attempt.code_hash, cfg.otp_max_attempts, attempt.user_id)
+        and store.verify_email(key, attempt.code_hash, attempt.user_id)
     )
     if not verified:
         audit.record("verify_email", "failure", call.client, email_hash=otp.email_key(body.email))
