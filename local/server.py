@@ -12,6 +12,8 @@ Environment:
   OUTBOX_DIR         where emails are saved (default .local/outbox)
   AWS_ENDPOINT_URL   use this AWS-compatible endpoint instead of the emulator
                      (its resources are created if missing)
+  WEBAUTHN_RP_ID     passkeys' relying party (default localhost: open the page at
+  WEBAUTHN_ORIGINS   http://localhost:<port>/ui, the default origin)
   STACK_NAME         with real AWS credentials and no AWS_ENDPOINT_URL: serve
                      against that deployed stack's tables and secrets
   any template setting (BCRYPT_COST, OTP_TTL_MINUTES, ...) overrides the default
@@ -114,6 +116,8 @@ def main() -> int:
         else:
             where = f"AWS endpoint {endpoint}"
 
+    # Passkeys are bound to the page's origin: http://localhost:<port> (browsers refuse an IP as RP ID).
+    os.environ.setdefault("WEBAUTHN_ORIGINS", f"http://localhost:{port}")
     configure_environment(stack)
     if deployed:
         os.environ["SIGNING_SECRET_ID"] = stack.physical_name("SigningKeySecret")

@@ -57,7 +57,7 @@ def test_every_catalogued_endpoint_is_a_route_and_back():
 
 
 def test_one_function_per_step_each_with_its_own_kms_encrypted_six_year_log_group():
-    assert len(FUNCTIONS) == 16
+    assert len(FUNCTIONS) == 19
     for name, fn in FUNCTIONS.items():
         group = fn["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
         props = R[group]["Properties"]
@@ -150,11 +150,12 @@ def test_transport_tls_and_waf():
 
 @pytest.mark.parametrize("param", ["BcryptCost", "OtpMaxAttempts", "OtpResendCooldownSeconds", "OtpSendsPerHour", "LoginLockoutThreshold",
                                    "LoginLockoutMaxSeconds", "LoginFailuresPerHour", "IpFailuresPerHour", "SessionIdleMinutes",
-                                   "SessionMaxHours", "AccessTokenMinutes", "RefreshTokenHours", "MaxBodyBytes"])
+                                   "SessionMaxHours", "AccessTokenMinutes", "RefreshTokenHours", "MaxBodyBytes",
+                                   "WebAuthnChallengeSeconds", "WebAuthnMaxPasskeys"])
 def test_every_limit_is_a_parameter_whose_default_matches_the_code(param):
     from carekey.config import Settings
 
-    env_name = "".join("_" + c if c.isupper() else c for c in param).lstrip("_").upper()
+    env_name = "".join("_" + c if c.isupper() else c for c in param).lstrip("_").upper().replace("WEB_AUTHN", "WEBAUTHN")
     default = Settings.model_fields[next(k for k, f in Settings.model_fields.items() if f.alias == env_name)].default
     assert int(T["Parameters"][param]["Default"]) == default
     assert T["Globals"]["Function"]["Environment"]["Variables"][env_name] == {"Ref": param}
@@ -181,5 +182,5 @@ def test_every_checkov_suppression_gives_its_reason():
 def test_password_hashing_functions_get_a_full_vcpu():
     assert T["Parameters"]["PasswordFunctionMemorySize"]["Default"] == 1769
     hashing = {n for n, f in FUNCTIONS.items() if f["Properties"].get("MemorySize") == {"Ref": "PasswordFunctionMemorySize"}}
-    assert hashing == {"RegisterFunction", "LoginFunction", "ResetPasswordFunction", "ChangePasswordFunction"}
+    assert hashing == {"RegisterFunction", "LoginFunction", "ResetPasswordFunction", "ChangePasswordFunction", "WebAuthnRegisterFunction"}
     assert T["Globals"]["Function"]["MemorySize"] == {"Ref": "FunctionMemorySize"}

@@ -165,6 +165,7 @@ _TYPE_MESSAGES = {
     "missing": "This field is required.",
     "string_type": "Not a valid string.",
     "bool_type": "Must be true or false.",
+    "dict_type": "Must be a JSON object.",
     "literal_error": "Not a valid choice.",
     "string_too_long": "Ensure this field has no more characters than allowed.",
     "string_pattern_mismatch": "Enter a valid value.",
@@ -204,13 +205,23 @@ class Route:
         return not self.paths or resource in self.paths
 
 
-def dispatch(routes: dict[str, Route], event: dict[str, Any]) -> dict[str, Any]:
+Routes = Route | tuple[Route, ...]  # one method of a function may serve several paths, each its own Route
+
+
+def _serving(routes: Routes | None, resource: str) -> Route | None:
+    for route in routes if isinstance(routes, tuple) else (routes,) if routes else ():
+        if route.serves(resource):
+            return route
+    return None
+
+
+def dispatch(routes: dict[str, Routes], event: dict[str, Any]) -> dict[str, Any]:
     try:
         resource = str(event.get("resource") or "")
-        route = routes.get(str(event.get("httpMethod", "")).upper())
-        if route is None or not route.serves(resource):
+        route = _serving(routes.get(str(event.get("httpMethod", "")).upper()), resource)
+        if route is None:
             refusal = errors.MethodNotAllowed()
-            refusal.headers["Allow"] = ", ".join(sorted(m for m, r in routes.items() if r.serves(resource)))
+            refusal.headers["Allow"] = ", ".join(sorted(m for m, r in routes.items() if _serving(r, resource)))
             raise refusal
         principal = _principal_of(event)
         if route.protected and principal is None:
@@ -236,11 +247,12 @@ def dispatch(routes: dict[str, Route], event: dict[str, Any]) -> dict[str, Any]:
         return respond(500, {"error": "Internal server error", "message": "Something went wrong on our side."})
 
 
-def handler(**routes: Route) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-    """Build a Lambda handler serving the given HTTP methods (GET=Route(...), POST=...)."""
+def handler(**routes: Routes) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """Build a Lambda handler serving the given HTTP methods (GET=Route(...), POST=(Route(..., paths=...), ...))."""
     # Request models are built lazily (defer_build): a function builds only its own, at init.
-    for route in routes.values():
-        route.model.model_rebuild()
+    for served in routes.values():
+        for route in served if isinstance(served, tuple) else (served,):
+            route.model.model_rebuild()
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)
     @metrics.log_metrics(capture_cold_start_metric=True)

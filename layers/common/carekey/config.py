@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Settings(BaseModel):
@@ -25,6 +26,7 @@ class Settings(BaseModel):
     sessions_table: str = Field("carekey-sessions", alias="SESSIONS_TABLE")
     limits_table: str = Field("carekey-limits", alias="LIMITS_TABLE")
     audit_table: str = Field("carekey-audit", alias="AUDIT_TABLE")
+    passkeys_table: str = Field("carekey-passkeys", alias="PASSKEYS_TABLE")
 
     signing_secret_id: str = Field("carekey/signing-key", alias="SIGNING_SECRET_ID")
     pepper_secret_id: str = Field("carekey/pepper", alias="PEPPER_SECRET_ID")
@@ -60,9 +62,36 @@ class Settings(BaseModel):
     max_body_bytes: int = Field(16 * 1024, ge=1024, alias="MAX_BODY_BYTES")
     audit_retention_days: int = Field(2192, ge=2192, alias="AUDIT_RETENTION_DAYS")
 
+    # Passkeys (WebAuthn): the relying party is the domain the sign-in page is served
+    # from; browsers refuse an IP address, hence "localhost" for `make dev`.
+    webauthn_rp_id: str = Field("localhost", min_length=1, max_length=253, alias="WEBAUTHN_RP_ID")
+    webauthn_origins: str = Field("http://localhost:3000", min_length=1, alias="WEBAUTHN_ORIGINS")
+    webauthn_challenge_seconds: int = Field(300, ge=30, le=600, alias="WEBAUTHN_CHALLENGE_SECONDS")
+    webauthn_max_passkeys: int = Field(10, ge=1, le=50, alias="WEBAUTHN_MAX_PASSKEYS")
+
     @property
     def otp_ttl_seconds(self) -> int:
         return self.otp_ttl_minutes * 60
+
+    @property
+    def allowed_origins(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.webauthn_origins.split(",") if o.strip()]
+
+    @model_validator(mode="after")
+    def _origins_belong_to_the_rp(self) -> "Settings":
+        # A passkey made for one RP ID only works on origins under that domain:
+        # a mismatch would make every passkey ceremony fail, so refuse it at cold start.
+        rp = self.webauthn_rp_id.lower()
+        for origin in self.allowed_origins:
+            parts = urlsplit(origin)
+            host = (parts.hostname or "").lower()
+            if parts.scheme not in ("https", "http") or not host or parts.path or parts.query:
+                raise ValueError(f"WEBAUTHN_ORIGINS: {origin!r} is not an origin like https://login.example.com")
+            if parts.scheme == "http" and host != "localhost":
+                raise ValueError(f"WEBAUTHN_ORIGINS: {origin!r} must use https (http only for localhost)")
+            if host != rp and not host.endswith("." + rp):
+                raise ValueError(f"WEBAUTHN_ORIGINS: {origin!r} is not within WEBAUTHN_RP_ID {rp!r}")
+        return self
 
 
 @lru_cache(maxsize=1)

@@ -49,6 +49,11 @@ class InvalidOtp(ServiceError):
     message = "The code is wrong, expired or already used."
 
 
+class PasskeyRejected(ServiceError):
+    error = "Invalid passkey"
+    message = "The passkey response could not be verified. Please try again."
+
+
 class InvalidCredentials(ServiceError):
     status = 401
     error = "Invalid credentials"

@@ -95,6 +95,30 @@ def password_changed_notice(to: str) -> Email:
     )
 
 
+def passkey_added_notice(to: str) -> Email:
+    return _notice(
+        to,
+        f"A passkey was added to your {settings().service_name} account",
+        [
+            "A new passkey was just added to your account; it can now sign you in.",
+            "If you did this, you need do nothing.",
+            "If you did not, sign in, remove the passkey, change your password and contact support.",
+        ],
+    )
+
+
+def passkey_removed_notice(to: str) -> Email:
+    return _notice(
+        to,
+        f"A passkey was removed from your {settings().service_name} account",
+        [
+            "A passkey was just removed from your account; it can no longer sign you in.",
+            "If you did this, you need do nothing.",
+            "If you did not, change your password now and contact support.",
+        ],
+    )
+
+
 def send(email: Email) -> bool:
     cfg = settings()
     kwargs = {

@@ -17,7 +17,7 @@ _ERROR_TEXT = {
     400: "Invalid input: field errors, malformed JSON, or an invalid or expired code",
     401: "Invalid credentials, or a missing, invalid, expired or revoked token",
     403: "Email not verified (after the right password), or account deactivated",
-    404: "Nothing at this path",
+    404: "Nothing at this path, or no such item",
     405: "The path does not accept this method",
     413: "The request body is larger than the limit",
     429: "Too many attempts or codes; see Retry-After",
@@ -64,13 +64,18 @@ def _operation(ep: Endpoint, components: _Components) -> dict[str, Any]:
         op["parameters"] = [
             {"name": "asset", "in": "path", "required": True, "schema": {"type": "string", "enum": list(DOCS_ASSETS)}}
         ]
+    if "{id}" in ep.path:
+        op["parameters"] = [
+            {"name": "id", "in": "path", "required": True, "description": "The passkey's credential id (base64url)",
+             "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$", "maxLength": 1400}}
+        ]
     if ep.response is not None:
         success: dict[str, Any] = {"description": "Success", "content": _json(components.ref(ep.response, "serialization"))}
     elif ep.media_type == "application/json":
         success = {"description": "Success", "content": _json({"type": "object"})}
     else:
         success = {"description": "Success", "content": {t: {"schema": {"type": "string"}} for t in ep.media_type.split(",")}}
-    if ep.tag == "auth":
+    if ep.tag in ("auth", "passkeys"):
         success["headers"] = _NO_STORE
     responses = {str(ep.status): success}
     for status in ep.errors:
@@ -102,7 +107,7 @@ def document() -> dict[str, Any]:
             "title": f"{name} Authentication API",
             "version": __version__,
             "description": (
-                "Email and password authentication with one-time codes, JWT access and refresh tokens (ES256, "
+                "Email and password authentication with one-time codes, passkeys (WebAuthn), JWT access and refresh tokens (ES256, "
                 "JWKS at /.well-known/jwks.json), password reset, and the signed-in user's profile. Errors are "
                 '{"error", "message"}; field validation errors are {"field": ["message"]}. Responses never '
                 "reveal whether an email has an account."
@@ -111,6 +116,7 @@ def document() -> dict[str, Any]:
         "servers": [{"url": "/"}],
         "tags": [
             {"name": "auth", "description": "Sign-up, verification, login, tokens, password reset, profile"},
+            {"name": "passkeys", "description": "Passkeys (WebAuthn): add one, sign in with one, list and remove them"},
             {"name": "documentation", "description": "This documentation and the token verification keys"},
         ],
         "paths": paths,

@@ -128,6 +128,39 @@ class ChangePasswordRequest(Request):
     confirm_password: Password
 
 
+# A PublicKeyCredential as JSON (id, rawId, type, response{...}); the WebAuthn
+# library checks its structure, the body size limit bounds it.
+WebAuthnCredential = Annotated[
+    dict[str, Any],
+    Field(
+        json_schema_extra={
+            "description": "The PublicKeyCredential from navigator.credentials.create() or .get(), as JSON (base64url fields)",
+            "required": ["id", "rawId", "type", "response"],
+        }
+    ),
+]
+PasskeyName = Annotated[
+    StrictStr, Field(max_length=64, json_schema_extra=_PRINTABLE), AfterValidator(_no_control_chars), AfterValidator(_trimmed)
+]
+
+
+class PasskeyRegisterOptionsRequest(Request):
+    password: Password = Field(description="The current password: adding a way to sign in needs it")
+
+
+class PasskeyRegisterVerifyRequest(Request):
+    credential: WebAuthnCredential
+    name: PasskeyName = ""
+
+
+class PasskeyLoginOptionsRequest(Request):
+    email: LoginEmail | None = Field(None, description="Optional: the passkey must then belong to this email's account")
+
+
+class PasskeyLoginVerifyRequest(Request):
+    credential: WebAuthnCredential
+
+
 class ProfileUpdateRequest(Request):
     first_name: Name | None = None
     last_name: Name | None = None
@@ -225,6 +258,45 @@ class ChangePasswordResponse(Response):
     success: bool
     access: str
     refresh: str
+
+
+class PasskeyCreationOptions(Response):
+    """PublicKeyCredentialCreationOptions as JSON (base64url binary fields)."""
+
+    model_config = ConfigDict(extra="allow")
+    rp: dict[str, str]
+    user: dict[str, str]
+    challenge: str
+    pubKeyCredParams: list[dict[str, Any]]
+    timeout: int = Field(description="Milliseconds")
+
+
+class PasskeyRequestOptions(Response):
+    """PublicKeyCredentialRequestOptions as JSON (base64url binary fields)."""
+
+    model_config = ConfigDict(extra="allow")
+    challenge: str
+    rpId: str
+    timeout: int = Field(description="Milliseconds")
+    userVerification: str
+
+
+class Passkey(Response):
+    id: str = Field(description="The credential id, base64url")
+    name: str
+    created_at: str = Field(description="ISO 8601, UTC")
+    last_used_at: str | None
+    transports: list[str]
+    backed_up: bool
+
+
+class PasskeyAdded(Response):
+    message: str
+    credential: Passkey
+
+
+class PasskeyList(Response):
+    credentials: list[Passkey]
 
 
 class Jwks(Response):

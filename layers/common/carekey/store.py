@@ -12,6 +12,8 @@ Tables
             HMAC, its expiry (checked in code) and a TTL for housekeeping.
 - sessions: one item per refresh-token family.
 - limits:   counters and lockouts keyed by hashes of emails and source IPs.
+- passkeys: one item per (user, WebAuthn credential): its public key and
+            sign counter.  WebAuthn challenges live in the otps table.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 
 from pynamodb.attributes import (
     BooleanAttribute,
+    ListAttribute,
     NumberAttribute,
     TTLAttribute,
     UnicodeAttribute,
@@ -127,6 +130,7 @@ class UserItem(Model):
     is_active = BooleanAttribute(default=True)
     token_version = NumberAttribute(default=0)
     date_joined = UTCDateTimeAttribute()
+    passkey_count = NumberAttribute(null=True)
 
     def public(self) -> User:
         """The user object of the legacy API."""
@@ -186,6 +190,37 @@ class LimitItem(Model):
     locked_until = NumberAttribute(null=True)
     last_sent = NumberAttribute(null=True)
     ttl = TTLAttribute(null=True)
+
+
+class ChallengeItem(Model):
+    """A WebAuthn challenge, in the otps table: single use, bound to a ceremony."""
+
+    class Meta(_Meta):
+        table_name = settings().otp_table
+
+    pk = UnicodeAttribute(hash_key=True)
+    purpose = UnicodeAttribute()
+    user_id = UnicodeAttribute(null=True)
+    email_hash = UnicodeAttribute(null=True)
+    expires_at = NumberAttribute()
+    ttl = TTLAttribute(null=True)
+
+
+class PasskeyItem(Model):
+    class Meta(_Meta):
+        table_name = settings().passkeys_table
+
+    user_id = UnicodeAttribute(hash_key=True)
+    key = UnicodeAttribute(range_key=True)  # SHA-256 of the credential id: ids may exceed a sort key's size
+    credential_id = UnicodeAttribute()  # base64url, as browsers send it
+    public_key = UnicodeAttribute()  # base64url COSE key
+    sign_count = NumberAttribute(default=0)
+    name = UnicodeAttribute(default="")
+    transports = ListAttribute(of=UnicodeAttribute, null=True)  # type: ignore[var-annotated]
+    aaguid = UnicodeAttribute(null=True)
+    backed_up = BooleanAttribute(default=False)
+    created_at = NumberAttribute()
+    last_used_at = NumberAttribute(null=True)
 
 
 def _connection() -> Connection:
@@ -565,3 +600,86 @@ def admit_attempt(key: str, seen: LimitItem | None, threshold: int, base_lock: i
 
 def clear_lock(key: str) -> None:
     LimitItem(key).delete()
+
+
+# ---- passkeys (WebAuthn credentials) and their challenges -------------------------
+
+
+def put_challenge(key: str, purpose: str, ttl_seconds: int, user_id: str | None = None, email_hash: str | None = None) -> None:
+    ChallengeItem(
+        key,
+        purpose=purpose,
+        user_id=user_id,
+        email_hash=email_hash,
+        expires_at=now() + ttl_seconds,
+        ttl=_ttl(ttl_seconds + 3600),
+    ).save(condition=ChallengeItem.pk.does_not_exist())
+
+
+def take_challenge(key: str, purpose: str) -> ChallengeItem | None:
+    """Use a challenge up: one conditional delete, so of any number of parallel
+    answers at most one gets it.  None when unknown, expired, used or for another ceremony."""
+    condition = ChallengeItem.pk.exists() & (ChallengeItem.purpose == purpose) & (ChallengeItem.expires_at > now())
+    try:
+        answer = ChallengeItem._get_connection().delete_item(key, condition=condition, return_values="ALL_OLD")
+    except PynamoDBException as exc:
+        if _condition_failed(exc):
+            return None
+        raise
+    return ChallengeItem.from_raw_data(answer["Attributes"])
+
+
+class PasskeyRefused(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason  # "duplicate" or "too_many"
+
+
+def add_passkey(item: PasskeyItem, max_count: int) -> None:
+    """Store a new passkey and count it on the account, in one transaction,
+    so that parallel registrations cannot pass the cap."""
+
+    def build(tx: TransactWrite) -> None:
+        tx.save(item, condition=PasskeyItem.key.does_not_exist())
+        tx.update(
+            UserItem(f"USER#{item.user_id}"),
+            actions=[UserItem.passkey_count.add(1)],
+            condition=UserItem.pk.exists() & (UserItem.passkey_count.does_not_exist() | (UserItem.passkey_count < max_count)),
+        )
+
+    codes = _write_transaction(build)  # item 0: the passkey (a put), item 1: the account (an update)
+    if codes:
+        raise PasskeyRefused("duplicate" if codes[0] == CONDITION_FAILED else "too_many")
+
+
+def remove_passkey(user_id: str, key: str) -> bool:
+    def build(tx: TransactWrite) -> None:
+        tx.delete(PasskeyItem(user_id, key), condition=PasskeyItem.key.exists())
+        tx.update(UserItem(f"USER#{user_id}"), actions=[UserItem.passkey_count.add(-1)], condition=UserItem.pk.exists())
+
+    return not _write_transaction(build)
+
+
+def passkeys_of(user_id: str) -> list[PasskeyItem]:
+    return list(PasskeyItem.query(user_id, consistent_read=True))
+
+
+def passkey(user_id: str, key: str) -> PasskeyItem | None:
+    try:
+        return PasskeyItem.get(user_id, key, consistent_read=True)
+    except DoesNotExist:
+        return None
+
+
+def record_passkey_use(item: PasskeyItem, new_sign_count: int) -> bool:
+    """Move the sign counter forward, only from the value this request checked."""
+    try:
+        PasskeyItem(item.user_id, item.key).update(
+            actions=[PasskeyItem.sign_count.set(new_sign_count), PasskeyItem.last_used_at.set(now())],
+            condition=PasskeyItem.key.exists() & (PasskeyItem.sign_count == int(item.sign_count)),
+        )
+    except UpdateError as exc:
+        if _condition_failed(exc):
+            return False
+        raise
+    return True

@@ -20,6 +20,25 @@ def _me(call: Call) -> store.UserItem:
     return user
 
 
+def confirm_password(user: store.UserItem, password: str, call: Call, *, field: str, event: str) -> None:
+    """Check the signed-in user's current password before a sensitive change.
+
+    Guarded like a login (same lockout), so a stolen access token cannot
+    brute-force it; a wrong password is a field error on `field`.
+    """
+    refusal = {field: ["The current password is incorrect."]}
+    try:
+        gate = limits.login_gate(user.email)
+    except errors.InvalidCredentials:
+        raise errors.FieldErrors(refusal) from None
+    if not passwords.verify_password(password, user.password_hash):
+        limits.login_failed(user.email)
+        limits.ip_failed(call.client)
+        audit.record(event, "failure", call.client, user_id=user.user_id)
+        raise errors.FieldErrors(refusal)
+    limits.login_succeeded(gate)
+
+
 def get_profile(call: Call) -> Reply:
     return Reply(200, _me(call).public())
 
@@ -45,17 +64,7 @@ def change_password(call: Call[ChangePasswordRequest]) -> Reply:
     if passwords.normalise(body.new_password) == passwords.normalise(body.current_password):
         raise errors.FieldErrors({"new_password": [passwords.SAME_AS_CURRENT]})
 
-    # The current password is guarded like a login: a stolen access token cannot brute-force it.
-    try:
-        gate = limits.login_gate(user.email)
-    except errors.InvalidCredentials:
-        raise errors.FieldErrors({"current_password": ["The current password is incorrect."]}) from None
-    if not passwords.verify_password(body.current_password, user.password_hash):
-        limits.login_failed(user.email)
-        limits.ip_failed(call.client)
-        audit.record("password_change", "failure", call.client, user_id=user.user_id)
-        raise errors.FieldErrors({"current_password": ["The current password is incorrect."]})
-    limits.login_succeeded(gate)
+    confirm_password(user, body.current_password, call, field="current_password", event="password_change")
     version = store.change_password(user, passwords.hash_password(body.new_password))
     if version is None:
         raise errors.FieldErrors({"current_password": ["The password changed meanwhile; sign in again."]})

@@ -53,6 +53,12 @@ def api_root(call: Call) -> Reply:
                     "3. POST /verify-otp - Verify email",
                     "4. POST /login - Successful login",
                 ],
+                "passkey_flow": [
+                    "1. POST /webauthn/register/options {password} (Bearer) - Options for navigator.credentials.create()",
+                    "2. POST /webauthn/register/verify {credential, name} (Bearer) - Store the passkey; the owner is emailed",
+                    "3. POST /webauthn/login/options {email?} - Options for navigator.credentials.get()",
+                    "4. POST /webauthn/login/verify {credential} - Tokens, as POST /login gives",
+                ],
                 "session_flow": [
                     "1. Send 'Authorization: Bearer <access>' to protected endpoints",
                     "2. POST /token/refresh - Rotate tokens before the access token expires",
@@ -84,6 +90,14 @@ def api_root(call: Call) -> Reply:
                     "Cannot be entirely numeric",
                     "Any characters, spaces and emoji included; no other composition rules",
                 ],
+                "passkeys": {
+                    "rp_id": cfg.webauthn_rp_id,
+                    "origins": cfg.allowed_origins,
+                    "challenge_lifetime_seconds": cfg.webauthn_challenge_seconds,
+                    "max_per_account": cfg.webauthn_max_passkeys,
+                    "user_verification": "required",
+                    "discoverable_credentials": "required (sign in without typing an email)",
+                },
                 "request_body_limit_bytes": cfg.max_body_bytes,
             },
             "error_handling": {
