@@ -60,9 +60,13 @@ scan: $(SCAN)/.installed
 	$(SCAN)/bin/checkov -f template.yaml --framework cloudformation --compact --quiet --skip-download
 	$(SCAN)/bin/bandit -q -ll -r layers/common/carekey functions local -c pyproject.toml
 
-## build: `sam build`, then check the layer really is importable arm64 Python
-build: $(TOOLS)/.installed
-	SAM_CLI_TELEMETRY=0 PATH="$(TOOLS)/bin:$$PATH" $(TOOLS)/bin/sam build --parallel
+# API=http: the HTTP API option (template-httpapi.yaml, generated from template.yaml by local/http_api.py).
+TEMPLATE := $(if $(filter http,$(API)),template-httpapi.yaml,template.yaml)
+
+## build: `sam build` (API=http: the HTTP API option), then check the layer really is importable arm64 Python
+build: $(TOOLS)/.installed $(VENV)/.installed
+	$(if $(filter http,$(API)),$(PY) -m local.http_api)
+	SAM_CLI_TELEMETRY=0 PATH="$(TOOLS)/bin:$$PATH" $(TOOLS)/bin/sam build --parallel -t $(TEMPLATE)
 	$(PY) -m local.check_build .aws-sam/build
 
 ## bench: regenerate docs/performance.md
@@ -81,7 +85,7 @@ $(LOAD)/.installed: requirements-load.txt
 load: $(VENV)/.installed $(LOAD)/.installed
 	$(PY) -m bench.load
 
-## deploy: sam build && sam deploy (CONFIG_ENV=prod for production)
+## deploy: sam build && sam deploy (CONFIG_ENV=prod for production; API=http for the HTTP API option)
 deploy: build
 	SAM_CLI_TELEMETRY=0 $(TOOLS)/bin/sam deploy --config-env $(or $(CONFIG_ENV),dev)
 

@@ -57,6 +57,8 @@ class Gateway:
         return None, {}
 
     def gateway_response(self, kind: str, default_status: int) -> Response:
+        if not self.responses:  # an HTTP API: its own fixed answer for a path no route serves
+            return Response(404, {"Content-Type": "application/json"}, b'{"message":"Not Found"}')
         spec = self.responses.get(kind) or self.responses.get("DEFAULT_5XX" if default_status >= 500 else "DEFAULT_4XX", {})
         headers = {"Content-Type": "application/json"}
         for name, value in ((spec.get("ResponseParameters") or {}).get("Headers") or {}).items():

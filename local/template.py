@@ -55,10 +55,11 @@ class Stack:
     region: str = "us-east-1"
     account: str = "123456789012"
     overrides: dict[str, str] = field(default_factory=dict)
+    source: dict[str, Any] | None = None  # another template (the HTTP API option), else template.yaml
 
     @property
     def template(self) -> dict[str, Any]:
-        return load()
+        return self.source if self.source is not None else load()
 
     @property
     def resources(self) -> dict[str, Any]:
@@ -203,6 +204,10 @@ class Stack:
         out = []
         for logical, res in self.of_type("AWS::Serverless::Function").items():
             for event in (res["Properties"].get("Events") or {}).values():
+                if event["Type"] == "HttpApi":  # the HTTP API option: no gateway authorizer
+                    p = event["Properties"]
+                    out.append(Route(p["Path"], p["Method"].upper(), logical, None))
+                    continue
                 if event["Type"] != "Api":
                     continue
                 p = event["Properties"]
@@ -217,11 +222,13 @@ class Stack:
         return out
 
     def gateway_responses(self) -> dict[str, dict[str, Any]]:
-        api = next(iter(self.of_type("AWS::Serverless::Api").values()))
+        api = next(iter(self.of_type("AWS::Serverless::Api").values()), None)
+        if api is None:  # an HTTP API has no gateway responses
+            return {}
         return self.resolve(api["Properties"].get("GatewayResponses", {}))
 
     def stage(self) -> str:
-        api = next(iter(self.of_type("AWS::Serverless::Api").values()))
+        api = next(iter({**self.of_type("AWS::Serverless::Api"), **self.of_type("AWS::Serverless::HttpApi")}.values()))
         return str(self.resolve(api["Properties"]["StageName"]))
 
 

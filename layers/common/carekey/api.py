@@ -133,6 +133,19 @@ def _principal_of(event: dict[str, Any]) -> Principal | None:
     return None
 
 
+def _authorize_here(event: dict[str, Any]) -> Principal | None:
+    """The authorizer's check made by the function itself (the HTTP API option,
+    which has no gateway authorizer): the same token, session and account
+    checks, so a request is admitted on exactly the same terms."""
+    from carekey.flows.sessions import Denied, authorize
+
+    try:
+        context = authorize(_header(event, "Authorization"), "")["context"]
+    except Denied:
+        return None
+    return Principal(user_id=context["user_id"], session_id=context["session_id"])
+
+
 def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
@@ -224,6 +237,8 @@ def dispatch(routes: dict[str, Routes], event: dict[str, Any]) -> dict[str, Any]
             refusal.headers["Allow"] = ", ".join(sorted(m for m, r in routes.items() if _serving(r, resource)))
             raise refusal
         principal = _principal_of(event)
+        if route.protected and principal is None and settings().authorize_in_function:
+            principal = _authorize_here(event)
         if route.protected and principal is None:
             raise errors.Unauthorized()
         body = parse(route.model, event) if route.model is not _NoBody else _NoBody()

@@ -60,6 +60,9 @@ class Settings(BaseModel):
     ip_registrations_per_hour: int = Field(20, ge=1, alias="IP_REGISTRATIONS_PER_HOUR")
 
     max_body_bytes: int = Field(16 * 1024, ge=1024, alias="MAX_BODY_BYTES")
+    # The HTTP API option (local/http_api.py) has no gateway authorizer: the
+    # functions check the bearer token themselves, as the authorizer would.
+    authorize_in_function: bool = Field(False, alias="AUTHORIZE_IN_FUNCTION")
     audit_retention_days: int = Field(2192, ge=2192, alias="AUDIT_RETENTION_DAYS")
 
     # Passkeys (WebAuthn): the relying party is the domain the sign-in page is served
