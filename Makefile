@@ -8,7 +8,7 @@ TOOLS := .venv-tools
 PYTHON312 ?= $(shell for c in python3.12 "env PYENV_VERSION=3.12.1 python3.12" $$(ls -d $$HOME/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null); do \
 	$$c -c 'import sys; assert sys.version_info[:2] == (3, 12)' >/dev/null 2>&1 && { echo "$$c"; break; }; done)
 
-.PHONY: dev test lint scan build bench load deploy openapi fuzz audit-verify audit-export clean
+.PHONY: screenshots dev test lint scan build bench load deploy openapi fuzz audit-verify audit-export clean
 
 $(VENV)/.installed: requirements-dev.txt layers/common/requirements.txt
 	@test -n "$(PYTHON312)" || { echo "Python 3.12 is needed (python3.12 on PATH, or pyenv)"; exit 1; }
@@ -29,9 +29,19 @@ $(TOOLS)/.installed: requirements-tools.txt
 dev: $(VENV)/.installed
 	@$(PY) -m local.server
 
-## test: every test, offline, against moto
-test: $(VENV)/.installed
+# axe-core, which the browser tests inject into the sign-in page (npm ci: exactly the lock file's versions).
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	@touch $@
+
+## test: every test, offline, against moto (the browser tests drive Debian's chromium)
+test: $(VENV)/.installed node_modules/.installed
 	$(PY) -m pytest
+
+## screenshots: walk the sign-in page's journey in Chromium and save each step to docs/ui/
+screenshots: $(VENV)/.installed node_modules/.installed
+	rm -f docs/ui/*.png
+	UI_SCREENSHOTS=docs/ui $(PY) -m pytest tests/e2e/test_ui_journey.py -k whole_journey
 
 ## openapi: regenerate docs/openapi.json from the code
 openapi: $(VENV)/.installed

@@ -15,9 +15,14 @@ from pathlib import Path
 
 import requests
 
-from local.template import ROOT
+from local.template import ROOT, Stack
 
-_SERVICE_VARS = ("USERS_TABLE", "OTP_TABLE", "SESSIONS_TABLE", "LIMITS_TABLE", "AUDIT_TABLE", "SIGNING_SECRET_ID", "PEPPER_SECRET_ID")
+
+def _service_vars() -> set[str]:
+    """Every setting the template gives the functions: the local API sets them
+    itself (its own tables, its own port's origin), so the caller's values
+    (a test process's, say) must not leak in unless passed on purpose."""
+    return set(Stack().function_environment("RegisterFunction"))
 
 
 def free_port() -> int:
@@ -77,7 +82,8 @@ class LocalApi:
 def start(workdir: Path, **env: str) -> LocalApi:
     port = free_port()
     outbox = workdir / "outbox"
-    environment = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_")) and k not in _SERVICE_VARS}
+    service_vars = _service_vars()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_")) and k not in service_vars}
     environment.update({"PORT": str(port), "OUTBOX_DIR": str(outbox), "PYTHONUNBUFFERED": "1", **env})
     log_path = workdir / "server.log"
     log = open(log_path, "w+")  # noqa: SIM115 - the server writes to it for its whole life

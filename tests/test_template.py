@@ -57,7 +57,7 @@ def test_every_catalogued_endpoint_is_a_route_and_back():
 
 
 def test_one_function_per_step_each_with_its_own_kms_encrypted_six_year_log_group():
-    assert len(FUNCTIONS) == 19
+    assert len(FUNCTIONS) == 20
     for name, fn in FUNCTIONS.items():
         group = fn["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
         props = R[group]["Properties"]

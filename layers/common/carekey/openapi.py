@@ -24,6 +24,7 @@ _ERROR_TEXT = {
     503: "The database stayed busy (throttled or conflicting writes); nothing changed, try again after Retry-After",
 }
 DOCS_ASSETS = ("swagger-ui-bundle.js", "swagger-ui.css", "start.js")
+UI_ASSETS = ("ui.js", "ui.css")
 _NO_STORE = {"Cache-Control": {"schema": {"type": "string", "const": "no-store"}}}
 
 
@@ -61,9 +62,8 @@ def _operation(ep: Endpoint, components: _Components) -> dict[str, Any]:
         if ep.example:
             op["requestBody"]["content"]["application/json"]["example"] = ep.example
     if "{asset}" in ep.path:
-        op["parameters"] = [
-            {"name": "asset", "in": "path", "required": True, "schema": {"type": "string", "enum": list(DOCS_ASSETS)}}
-        ]
+        names = UI_ASSETS if ep.path.startswith("/ui/") else DOCS_ASSETS
+        op["parameters"] = [{"name": "asset", "in": "path", "required": True, "schema": {"type": "string", "enum": list(names)}}]
     if "{id}" in ep.path:
         op["parameters"] = [
             {"name": "id", "in": "path", "required": True, "description": "The passkey's credential id (base64url)",
@@ -117,6 +117,7 @@ def document() -> dict[str, Any]:
         "tags": [
             {"name": "auth", "description": "Sign-up, verification, login, tokens, password reset, profile"},
             {"name": "passkeys", "description": "Passkeys (WebAuthn): add one, sign in with one, list and remove them"},
+            {"name": "sign-in page", "description": "The hosted sign-in page for teams without a front end of their own"},
             {"name": "documentation", "description": "This documentation and the token verification keys"},
         ],
         "paths": paths,
