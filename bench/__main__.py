@@ -123,6 +123,7 @@ class DynamoCounter:
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.seconds = 0.0  # time spent inside DynamoDB calls (the emulator's share)
+        self.other: list[str] = []  # every other AWS request, as "service:Operation"
 
     def install(self) -> None:
         import botocore.client
@@ -131,7 +132,11 @@ class DynamoCounter:
         counter = self
 
         def counting(client: Any, operation: str, params: dict[str, Any]) -> Any:
-            if client.meta.service_model.service_name != "dynamodb":
+            service = client.meta.service_model.service_name
+            if service != "dynamodb":
+                if service == "sqs" and str(params.get("QueueUrl", "")).endswith(".fifo"):
+                    service = "sqs-fifo"
+                counter.other.append(f"{service}:{operation}")
                 return original(client, operation, params)
             counter.calls.append((operation, params))
             started = time.perf_counter()
@@ -145,7 +150,15 @@ class DynamoCounter:
     def take(self) -> list[tuple[str, dict[str, Any]]]:
         calls, self.calls = self.calls, []
         self.seconds = 0.0
+        self.other = []
         return calls
+
+    def take_other(self) -> dict[str, int]:
+        counted: dict[str, int] = {}
+        for name in self.other:
+            counted[name] = counted.get(name, 0) + 1
+        self.other = []
+        return counted
 
 
 READS = {"GetItem", "Query", "Scan", "BatchGetItem"}
@@ -296,7 +309,12 @@ def warm(runs_hash: int, runs_fast: int) -> dict[str, Any]:
         def flow(name: str, fn: Callable[[], Any]) -> None:
             counter.take()
             fn()
-            flows[name] = capacity(counter.take())
+            other = counter.take_other()
+            calls = counter.take()
+            ops: dict[str, int] = {}
+            for op, _ in calls:
+                ops[op] = ops.get(op, 0) + 1
+            flows[name] = {**capacity(calls), "calls": other, "ops": ops}
 
         flow("register", lambda: api.register("flow@example.com"))
         flow("verify-otp", lambda: api.post("/verify-otp", {"email": "flow@example.com", "otp": api.latest_code("flow@example.com")}))

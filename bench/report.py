@@ -7,86 +7,97 @@ import json
 from pathlib import Path
 from typing import Any
 
-# AWS list prices, us-east-1, as published on AWS's pricing pages when this
-# table was last reviewed (PRICES_READ).  The build machine cannot reach the
-# pages, so the report prints them for the reader to check.
-PRICES_READ = "2026-11-24"
-PRICES = {
-    "lambda_gb_second_arm64": (0.0000133334, "Lambda, arm64, per GB-second"),
-    "lambda_request": (0.20 / 1e6, "Lambda, per request"),
-    "apigw_rest_request": (3.50 / 1e6, "API Gateway REST API, per request (first 333 million)"),
-    "ddb_write_unit": (0.625 / 1e6, "DynamoDB on-demand, per write request unit"),
-    "ddb_read_unit": (0.125 / 1e6, "DynamoDB on-demand, per read request unit"),
-    "ses_email": (0.10 / 1000, "SES, per email"),
-    "logs_ingest_gb": (0.50, "CloudWatch Logs, per GB ingested"),
-    "logs_store_gb_month": (0.03, "CloudWatch Logs, per GB-month stored"),
-    "kms_key_month": (1.00, "KMS, per customer-managed key per month"),
-    "secret_month": (0.40, "Secrets Manager, per secret per month"),
-    "cognito_lite_mau": (0.0055, "Cognito Lite, per MAU above 10,000"),
-    "cognito_essentials_mau": (0.015, "Cognito Essentials, per MAU above 10,000"),
-    "cognito_plus_mau": (0.02, "Cognito Plus (threat protection), per MAU"),
-}
-P = {k: v for k, (v, _) in PRICES.items()}
+from bench.cost import (  # the prices and the model live in bench/cost.py
+    DYNAMODB_MS,
+    MAU,
+    PRICES,
+    PRICES_READ,
+    TARGET_PER_MAU,
+    WORKLOAD,
+    P,
+    cpu_share,
+    fixed_monthly,
+    flow_cost,
+    lambda_ms,
+    log_retention_months,
+    memory_sizes,
+)
 
-# The stated workload, per active user per month.
-WORKLOAD = {"logins": 30, "refreshes": 300, "password_resets": 1}
-LOG_BYTES_PER_REQUEST = 1100  # Lambda START/END/REPORT lines, one audit anchor, one API access log line
-DYNAMODB_MS = 5.0  # DynamoDB's in-region latency per request, assumed (single-digit ms)
-CHOSEN_MEMORY = {"password": 1769, "other": 512}
-
-
-def cpu_share(memory_mb: int) -> float:
-    """Lambda gives one full vCPU at 1,769 MB and a proportional share below."""
-    return min(1.0, memory_mb / 1769)
-
-
-def lambda_ms(cpu_ms: float, calls: float, memory_mb: int) -> float:
-    return cpu_ms / cpu_share(memory_mb) + calls * DYNAMODB_MS
+PARTS = ("api", "lambda", "dynamodb", "other", "logs")
 
 
 def _cpu_ms(endpoint: dict[str, Any], getitem_ms: float) -> float:
-    """This machine's CPU time of a request: its median less the emulator's share."""
-    calls = endpoint["dynamodb"]["reads"] + endpoint["dynamodb"]["writes"]
-    return max(0.5, endpoint["median_ms"] - calls * getitem_ms)
+    """This machine's CPU time of a request: its median time outside DynamoDB
+    calls (timed around each one), at least half a millisecond."""
+    return max(0.5, endpoint.get("own_ms", endpoint["median_ms"]))
 
 
-def _flow_cost(flow: dict[str, float], cpu_ms: float, memory_mb: int, lambda_invocations: int = 1) -> float:
-    duration_s = lambda_ms(cpu_ms, flow["reads"] + flow["writes"], memory_mb) / 1000
-    return (
-        duration_s * memory_mb / 1024 * P["lambda_gb_second_arm64"]
-        + lambda_invocations * P["lambda_request"]
-        + P["apigw_rest_request"]
-        + flow["wcu"] * P["ddb_write_unit"]
-        + flow["rcu"] * P["ddb_read_unit"]
-        + LOG_BYTES_PER_REQUEST / 1e9 * (P["logs_ingest_gb"] + 72 * P["logs_store_gb_month"])
-    )
-
-
-def cost_model(data: dict[str, Any]) -> tuple[list[list[str]], float]:
+def cost_model(data: dict[str, Any]) -> dict[str, Any]:
+    """Cost a month for a million active users, by workload item and by part,
+    for the REST API (template.yaml) and the HTTP API option."""
     warm = data["warm"]
     flows, endpoints, base = warm["flows"], warm["endpoints"], warm["baselines_ms"]
-    login_cpu = base["checkpw"] + _cpu_ms(endpoints["POST /login"], base["getitem"]) - base["checkpw"]
+    sizes = memory_sizes()
+    pw, other = sizes.get("LoginFunction", 1769), sizes.get("TokenRefreshFunction", 512)
+    login_cpu = _cpu_ms(endpoints["POST /login"], base["getitem"])
     refresh_cpu = _cpu_ms(endpoints["POST /token/refresh"], base["getitem"])
     reset_cpu = base["hashpw"] + 5.0
-    pw, other = CHOSEN_MEMORY["password"], CHOSEN_MEMORY["other"]
-    per_user = {
-        "logins": WORKLOAD["logins"] * _flow_cost(flows["login"], login_cpu, pw),
-        "refreshes": WORKLOAD["refreshes"] * _flow_cost(flows["token refresh"], refresh_cpu, other),
-        "password_resets": WORKLOAD["password_resets"]
-        * (
-            _flow_cost(flows["forgot-password"], refresh_cpu, other)
-            + _flow_cost(flows["verify-password-reset-otp"], refresh_cpu, other)
-            + _flow_cost(flows["reset-password"], reset_cpu, pw)
-            + 2 * P["ses_email"]
-        ),
+    months = log_retention_months()
+    plan = {
+        "logins": [("login", login_cpu, pw)],
+        "refreshes": [("token refresh", refresh_cpu, other)],
+        "password_resets": [
+            ("forgot-password", refresh_cpu, other),
+            ("verify-password-reset-otp", refresh_cpu, other),
+            ("reset-password", reset_cpu, pw),
+        ],
     }
-    mau = 1_000_000
-    variable = sum(per_user.values()) * mau
-    fixed = P["kms_key_month"] + 2 * P["secret_month"]
-    rows = [[name.replace("_", " "), f"{WORKLOAD[name]}", f"${cost * mau:,.2f}"] for name, cost in per_user.items()]
-    rows.append(["KMS key and two secrets", "-", f"${fixed:,.2f}"])
-    total = variable + fixed
-    return rows, total
+    out: dict[str, Any] = {"fixed": fixed_monthly(), "retention_months": months}
+    for api in ("rest", "http"):
+        items: dict[str, dict[str, float]] = {}
+        for item, steps in plan.items():
+            parts = dict.fromkeys(PARTS, 0.0)
+            for flow_name, cpu, memory in steps:
+                if flow_name not in flows:
+                    continue
+                for part, value in flow_cost(flows[flow_name], flow_name, cpu, memory, api, months).items():
+                    parts[part] += value * WORKLOAD[item] * MAU
+            items[item] = parts
+        variable = sum(sum(p.values()) for p in items.values())
+        out[api] = {"items": items, "total": variable + sum(out["fixed"].values())}
+    return out
+
+
+def cost_rows(model: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for item in WORKLOAD:
+        rest, http = model["rest"]["items"][item], model["http"]["items"][item]
+        rows.append([item.replace("_", " "), f"{WORKLOAD[item]}", f"${sum(rest.values()):,.0f}", f"${sum(http.values()):,.0f}"])
+    for name, value in model["fixed"].items():
+        rows.append([name.replace("_", " ") + " (fixed)", "-", f"${value:,.0f}", f"${value:,.0f}"])
+    rows.append(["**total**", "", f"**${model['rest']['total']:,.0f}**", f"**${model['http']['total']:,.0f}**"])
+    return rows
+
+
+def part_rows(model: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for api, label in (("rest", "REST API"), ("http", "HTTP API")):
+        for item in WORKLOAD:
+            parts = model[api]["items"][item]
+            rows.append([label, item.replace("_", " ")] + [f"${parts[p]:,.0f}" for p in PARTS])
+    return rows
+
+
+def memory_table(data: dict[str, Any]) -> list[list[str]]:
+    warm = data["warm"]
+    check, login = warm["baselines_ms"]["checkpw"], warm["flows"]["login"]
+    other_cpu = _cpu_ms(warm["endpoints"]["POST /login"], warm["baselines_ms"]["getitem"]) - check
+    rows = []
+    for memory in (512, 1024, 1769, 2048):
+        ms = lambda_ms(check + max(0.0, other_cpu), login["reads"] + login["writes"], memory)
+        per_million = ms / 1000 * memory / 1024 * P["lambda_gb_second_arm64"] * 1e6
+        rows.append([f"{memory} MB", f"{cpu_share(memory):.2f}", f"{ms:.0f} ms", f"${per_million:.2f}"])
+    return rows
 
 
 LOAD_JSON = Path(__file__).resolve().parent.parent / "docs" / "load.json"
@@ -120,18 +131,6 @@ What the server answered (its own log, so no 5xx can hide): {answers}.
 {run['audit_records']} records written during the run for {run['audited_answers']}
 answers that must each leave at least one ({'complete' if run['audit_verify_ok'] and run['audit_records'] >= run['audited_answers'] else 'INCOMPLETE'}).
 """
-
-
-def memory_table(data: dict[str, Any]) -> list[list[str]]:
-    warm = data["warm"]
-    check, login = warm["baselines_ms"]["checkpw"], warm["flows"]["login"]
-    other_cpu = _cpu_ms(warm["endpoints"]["POST /login"], warm["baselines_ms"]["getitem"]) - check
-    rows = []
-    for memory in (512, 1024, 1769, 2048):
-        ms = lambda_ms(check + max(0.0, other_cpu), login["reads"] + login["writes"], memory)
-        per_million = ms / 1000 * memory / 1024 * P["lambda_gb_second_arm64"] * 1e6
-        rows.append([f"{memory} MB", f"{cpu_share(memory):.2f}", f"{ms:.0f} ms", f"${per_million:.2f}"])
-    return rows
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
@@ -195,7 +194,8 @@ def write(data: dict[str, Any], markdown: Path, svg_path: Path) -> None:
         [name, f"{f['reads']:.0f}", f"{f['writes']:.0f}", f"{f['rcu']:.0f}", f"{f['wcu']:.0f}", f"{f['scans']:.0f}"] for name, f in warm["flows"].items()
     ]
     scans = sum(f["scans"] for f in warm["flows"].values())
-    cost_rows, total = cost_model(data)
+    model = cost_model(data)
+    cost_target = TARGET_PER_MAU * MAU
     cognito = {
         "Lite": (1_000_000 - 10_000) * P["cognito_lite_mau"],
         "Essentials": (1_000_000 - 10_000) * P["cognito_essentials_mau"],
@@ -209,11 +209,12 @@ def write(data: dict[str, Any], markdown: Path, svg_path: Path) -> None:
         miss_text.append(
             f"- **Cold start** missed for {', '.join(cold_miss)}. The measured cause is the import profile of a handler "
             f"(cumulative, top-level packages, in the same bare Python): {login_profile}. Every function needs the "
-            "Powertools logger, the pydantic request models, PynamoDB and the X-Ray SDK that Powertools Tracer "
-            "loads (and PyJWT pulls in cryptography.x509 for the token functions); none of these is needed by only "
-            "some paths, so lazy imports cannot remove them (the email validator, needed by only some paths, is "
-            "imported lazily). Dropping Tracer for Lambda's own active tracing would save the X-Ray SDK's share "
-            "but lose the DynamoDB subsegments in traces; the project keeps it."
+            "Powertools logger, the pydantic request models and PynamoDB, and the token functions PyJWT with "
+            "cryptography. Already done: the X-Ray SDK (Powertools Tracer, about 90 ms) is off the import path "
+            "(Lambda's active tracing instead), and pydantic models build lazily (a function builds only its own). "
+            "What remains is each function's real work; SnapStart (on by default) takes all of it off the cold "
+            "path: init runs once when a version is published, and a new environment restores the snapshot "
+            "(restore time cannot be measured off AWS)."
         )
     for name, ratio, target, calls in warm_miss:
         e = warm["endpoints"][name]
@@ -290,20 +291,41 @@ boto3 and botocore come with the Lambda runtime and are not shipped.
 
 Workload per active user per month: {WORKLOAD['logins']} logins,
 {WORKLOAD['refreshes']} token refreshes, {WORKLOAD['password_resets']} password
-reset (forgot, verify, reset; two emails). Lambda duration is this machine's
-measured CPU time scaled to Lambda's CPU share at the function's memory,
-plus {DYNAMODB_MS:g} ms per DynamoDB request (counted above). Memory:
-{CHOSEN_MEMORY['password']} MB for the functions that hash passwords,
-{CHOSEN_MEMORY['other']} MB for the rest (see below). Logs: about
-{LOG_BYTES_PER_REQUEST} bytes a request, ingested and kept six years.
+reset (forgot, verify, reset). Every request each flow makes was counted in
+one run above (DynamoDB capacity units, and every other AWS request: SQS,
+KMS, S3, SES), including what the queue consumers do for it (the email
+sender, the audit writer), which the local event source runs within the
+request. Lambda duration is this machine's measured CPU time scaled to
+Lambda's CPU share at the function's memory (from the template), plus
+{DYNAMODB_MS:g} ms per DynamoDB request. Logs: the API access log line and the
+function's own lines (Lambda's START/END/REPORT lines are off), kept
+{model['retention_months']:.0f} months (the template's longest log retention).
+SnapStart: the cache of every function's published version (fixed), and one
+restore per thousand invocations (an assumption well above a steady load's
+churn). Target: at most ${cost_target:,.0f} a month (a tenth of Cognito
+Essentials).
 
-{table(["part", "times per user a month", "cost a month, 1M MAU"], cost_rows)}
+{table(["part", "times per user a month", "REST API (template.yaml)", "HTTP API (`make deploy API=http`)"], cost_rows(model))}
 
-**Total: ${total:,.0f} a month for a million active users**, against Cognito
-at the same scale: Lite ${cognito['Lite']:,.0f}, Essentials
+By part, a month for a million active users:
+
+{table(["API", "workload", "API Gateway", "Lambda", "DynamoDB", "SQS, KMS, S3, SES", "logs"], part_rows(model))}
+
+**REST API: ${model['rest']['total']:,.0f}; HTTP API: ${model['http']['total']:,.0f} a month for a
+million active users** ({'met' if model['http']['total'] <= cost_target else 'missed'} with the HTTP API, {'met' if model['rest']['total'] <= cost_target else 'missed'} with the REST API,
+against ${cost_target:,.0f}), where Cognito at the same scale costs: Lite ${cognito['Lite']:,.0f}, Essentials
 ${cognito['Essentials']:,.0f}, Plus (the tier with compromised-credential
 and adaptive protection, closest to what this service does) ${cognito['Plus']:,.0f}.
 Cognito's prices exclude its email (SES) and any Lambda triggers.
+
+What the HTTP API option gives up, and why the REST API stays the default:
+AWS WAF attaches only to a REST API (with the HTTP API, put CloudFront and
+WAF in front, whose own request price erases part of the saving), and a
+path no route serves answers the HTTP API's `404 {{"message": "Not Found"}}`
+instead of the documented error body. Everything else of the contract holds
+(`tests/test_http_api_option.py`): the functions check bearer tokens
+themselves, so 401s keep their body, and a protected call is one Lambda
+invocation instead of two.
 
 Prices (us-east-1, list prices as published on AWS's pricing pages, table
 reviewed {PRICES_READ}; the build machine cannot fetch the pages, so check

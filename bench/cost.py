@@ -1,0 +1,142 @@
+"""The cost model of `make bench`: what a million monthly active users cost a
+month, for each way the service deploys (REST API or HTTP API), from the
+requests each flow was measured to make.
+
+Every price is a list price for us-east-1 as read on AWS's pricing pages on
+PRICES_READ; the build machine cannot reach them, so the report prints every
+price and its date for the reader to check before quoting.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from local.template import Stack
+
+PRICES_READ = "2026-11-25"
+PRICES = {
+    "lambda_gb_second_arm64": (0.0000133334, "Lambda, arm64, per GB-second"),
+    "lambda_request": (0.20 / 1e6, "Lambda, per request"),
+    "snapstart_cache_gb_second": (0.0000015046, "Lambda SnapStart (Python), cache, per GB-second of a published version"),
+    "snapstart_restore_gb": (0.0001397998, "Lambda SnapStart (Python), restore, per GB restored"),
+    "apigw_rest_request": (3.50 / 1e6, "API Gateway REST API, per request (first 333 million)"),
+    "apigw_http_request": (1.00 / 1e6, "API Gateway HTTP API, per request (first 300 million, 512 KB each)"),
+    "ddb_write_unit": (0.625 / 1e6, "DynamoDB on-demand, per write request unit"),
+    "ddb_read_unit": (0.125 / 1e6, "DynamoDB on-demand, per read request unit"),
+    "sqs_request": (0.40 / 1e6, "SQS standard queue, per request"),
+    "sqs_fifo_request": (0.50 / 1e6, "SQS FIFO queue, per request"),
+    "kms_request": (0.03 / 1e4, "KMS, per request (GenerateMac, Decrypt, ...)"),
+    "s3_put": (0.005 / 1e3, "S3 Standard, per PUT"),
+    "ses_email": (0.10 / 1000, "SES, per email"),
+    "logs_ingest_gb": (0.50, "CloudWatch Logs, per GB ingested"),
+    "logs_store_gb_month": (0.03, "CloudWatch Logs, per GB-month stored"),
+    "kms_key_month": (1.00, "KMS, per customer-managed key per month"),
+    "secret_month": (0.40, "Secrets Manager, per secret per month"),
+    "cognito_lite_mau": (0.0055, "Cognito Lite, per MAU above 10,000"),
+    "cognito_essentials_mau": (0.015, "Cognito Essentials, per MAU above 10,000"),
+    "cognito_plus_mau": (0.02, "Cognito Plus (threat protection), per MAU"),
+}
+P = {k: v for k, (v, _) in PRICES.items()}
+
+# The stated workload, per active user per month.
+WORKLOAD = {"logins": 30, "refreshes": 300, "password_resets": 1}
+MAU = 1_000_000
+TARGET_PER_MAU = 1485.0 / MAU  # a tenth of Cognito Essentials at a million MAU
+
+# Log bytes a request writes (JSON, ingested): the API access log line (about
+# 330 bytes with its values) plus what the function logs on a plain success
+# (nothing at INFO but a refusal line on a 4xx). Lambda's START/END/REPORT
+# lines are off (SystemLogLevel WARN in template.yaml).
+ACCESS_LOG_BYTES = 330
+FUNCTION_LOG_BYTES = 60
+DYNAMODB_MS = 5.0  # DynamoDB's in-region latency per request, assumed (single-digit ms)
+# SnapStart restores: assumed one per thousand invocations (a new execution
+# environment for every thousand requests is far more churn than a steady
+# load causes), each restoring the function's memory size.
+RESTORES_PER_INVOCATION = 1 / 1000
+SECONDS_A_MONTH = 730 * 3600
+
+# What each flow does at the edge: HTTP requests, and which are protected (an
+# authorizer invocation on the REST API; none on the HTTP API).
+EDGE = {
+    "login": {"requests": 1, "protected": 0},
+    "token refresh": {"requests": 1, "protected": 0},
+    "forgot-password": {"requests": 1, "protected": 0},
+    "verify-password-reset-otp": {"requests": 1, "protected": 0},
+    "reset-password": {"requests": 1, "protected": 0},
+}
+
+
+def cpu_share(memory_mb: int) -> float:
+    """Lambda gives one full vCPU at 1,769 MB and a proportional share below."""
+    return min(1.0, memory_mb / 1769)
+
+
+def lambda_ms(cpu_ms: float, calls: float, memory_mb: int) -> float:
+    return cpu_ms / cpu_share(memory_mb) + calls * DYNAMODB_MS
+
+
+def memory_sizes(stack: Stack | None = None) -> dict[str, int]:
+    """Each function's memory (MB) as the template's defaults set it."""
+    stack = stack or Stack()
+    default = int(stack.resolve(stack.template["Globals"]["Function"].get("MemorySize", 128)))
+    out = {}
+    for logical, res in stack.of_type("AWS::Serverless::Function").items():
+        size = res["Properties"].get("MemorySize")
+        out[logical] = int(stack.resolve(size)) if size is not None else default
+    return out
+
+
+def log_retention_months(stack: Stack | None = None) -> float:
+    """How long function and access logs are kept (the template's longest retention)."""
+    stack = stack or Stack()
+    days = [int(stack.resolve(r["Properties"].get("RetentionInDays", 0))) for r in stack.of_type("AWS::Logs::LogGroup").values()]
+    return max(days or [0]) / 30.4
+
+
+def _log_cost(requests: float, months: float) -> float:
+    gb = requests * (ACCESS_LOG_BYTES + FUNCTION_LOG_BYTES) / 1e9
+    return gb * (P["logs_ingest_gb"] + months * P["logs_store_gb_month"])
+
+
+def _calls_cost(calls: dict[str, float]) -> float:
+    """Requests to other AWS services that a flow made (counted, not assumed)."""
+    price = {
+        "sqs:SendMessage": P["sqs_request"],
+        "sqs:SendMessageBatch": P["sqs_request"],
+        "sqs-fifo:SendMessage": P["sqs_fifo_request"],
+        "sqs-fifo:SendMessageBatch": P["sqs_fifo_request"],
+        "kms:GenerateMac": P["kms_request"],
+        "kms:VerifyMac": P["kms_request"],
+        "kms:Decrypt": P["kms_request"],
+        "kms:Encrypt": P["kms_request"],
+        "kms:GenerateDataKey": P["kms_request"],
+        "s3:PutObject": P["s3_put"],
+        "ses:SendEmail": P["ses_email"],
+        "ses:SendRawEmail": P["ses_email"],
+        "sesv2:SendEmail": P["ses_email"],
+    }
+    return sum(n * price.get(op, 0.0) for op, n in calls.items())
+
+
+def flow_cost(flow: dict[str, Any], name: str, cpu_ms: float, memory_mb: int, api: str, months: float) -> dict[str, float]:
+    """One run of a flow, by part, for `api` in ("rest", "http")."""
+    edge = EDGE.get(name, {"requests": 1, "protected": 0})
+    invocations = edge["requests"] + (edge["protected"] if api == "rest" else 0)
+    duration_s = lambda_ms(cpu_ms, flow["reads"] + flow["writes"], memory_mb) / 1000
+    gb_s = duration_s * memory_mb / 1024
+    return {
+        "api": edge["requests"] * P["apigw_rest_request" if api == "rest" else "apigw_http_request"],
+        "lambda": gb_s * P["lambda_gb_second_arm64"] + invocations * P["lambda_request"]
+        + invocations * RESTORES_PER_INVOCATION * memory_mb / 1024 * P["snapstart_restore_gb"],
+        "dynamodb": flow["wcu"] * P["ddb_write_unit"] + flow["rcu"] * P["ddb_read_unit"],
+        "other": _calls_cost(flow.get("calls", {})),
+        "logs": _log_cost(edge["requests"], months),
+    }
+
+
+def fixed_monthly(stack: Stack | None = None) -> dict[str, float]:
+    """What the stack costs a month whatever the traffic."""
+    sizes = memory_sizes(stack)
+    snapstart = sum(mb / 1024 for mb in sizes.values()) * SECONDS_A_MONTH * P["snapstart_cache_gb_second"]
+    return {"snapstart_cache": snapstart, "keys_and_secrets": P["kms_key_month"] * 2 + 2 * P["secret_month"]}
