@@ -11,7 +11,7 @@ from carekey import audit, store
 from carekey.config import Settings
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.authenticator import Authenticator
+from tests.authenticator import Authenticator, b64url
 from tests.client import PASSWORD, ApiClient
 
 EMAIL = "pat@example.com"
@@ -159,6 +159,13 @@ def test_malformed_credentials_get_a_400_never_a_500(api, body):
         r = api.post(path, body, token=token)
         assert r.status == 400, (path, r.body)
         assert isinstance(r.json(), dict)
+
+
+def test_deeply_nested_client_data_gets_a_400(api):
+    # JSON nested past Python's recursion limit, inside the base64 of clientDataJSON
+    deep = b64url(b"[" * 5000 + b"]" * 5000)
+    r = api.post("/webauthn/login/verify", {"credential": {"id": "x", "response": {"clientDataJSON": deep}}})
+    assert r.status == 400 and r.json()["error"] == "Invalid passkey"
 
 
 def test_a_huge_credential_gets_413(api):

@@ -95,7 +95,7 @@ def _signed_challenge(credential: dict[str, Any]) -> bytes:
     try:
         client_data = json.loads(_unb64url(credential["response"]["clientDataJSON"]))
         challenge = _unb64url(client_data["challenge"])
-    except (KeyError, TypeError, ValueError, AttributeError, binascii.Error) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError, binascii.Error) as exc:
         raise errors.PasskeyRejected() from exc
     if not challenge:
         raise errors.PasskeyRejected()
