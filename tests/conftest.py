@@ -88,3 +88,28 @@ def settings_override(monkeypatch):
     yield apply
     monkeypatch.undo()
     reload_settings()
+
+
+# ---- whole-suite runs on one machine take turns ----------------------------------------
+# The suite starts local API servers, a browser and thousands of emulated AWS
+# calls; two whole runs at once on a small machine (several checkouts of the
+# project) each take several times as long and can hit timeouts. A run of
+# more than WHOLE_SUITE tests waits for any other such run on this machine to
+# finish first. Runs of a few files, and a lone run (CI), never wait.
+WHOLE_SUITE = 150
+_turn = None
+
+
+def pytest_collection_modifyitems(session, config, items):
+    global _turn
+    if len(items) < WHOLE_SUITE or os.environ.get("CAREKEY_NO_SUITE_LOCK"):
+        return
+    import fcntl
+    import tempfile
+
+    _turn = open(os.path.join(tempfile.gettempdir(), "carekey-whole-suite.lock"), "w")  # noqa: SIM115 - held until the run ends
+    try:
+        fcntl.flock(_turn, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print("\nanother whole-suite run is under way on this machine: waiting for it to finish", flush=True)
+        fcntl.flock(_turn, fcntl.LOCK_EX)
