@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from carekey.catalog import ENDPOINTS
 
 from local.template import ROOT
 
@@ -32,6 +33,7 @@ PASSWORD = "violet-kettle-harbour-42"
 NEW_PASSWORD = "amber-lantern-meadow-97"
 LATEST_PASSWORD = "copper-willow-ferry-63"
 
+HAS_TWO_STEP_SIGN_IN = any(ep.path == "/login/mfa" for ep in ENDPOINTS)
 missing = [what for what, ok in (("Debian's chromium", CHROMIUM), ("axe-core (npm ci)", AXE.exists())) if not ok]
 skip_without_browser = pytest.mark.skipif(
     bool(missing) and os.environ.get("CI") != "true", reason=f"{', '.join(missing)} not installed (CI installs them)"
@@ -305,4 +307,50 @@ def test_the_page_runs_no_injected_script_and_refuses_to_be_framed(browser, loca
     page.wait_for_timeout(1500)
     assert all(frame.query_selector("#app") is None for frame in page.frames)
     assert any("frame-ancestors" in m for m in messages), messages
+    context.close()
+
+
+@skip_without_browser
+@pytest.mark.skipif(not HAS_TWO_STEP_SIGN_IN, reason="two-step sign-in (/login/mfa) is not in this build")
+def test_two_step_sign_in_through_the_page(browser, local_api, tmp_path):
+    import pyotp
+    from playwright.sync_api import expect
+
+    # Given an account with an authenticator app and its recovery codes (set up over the API)
+    email = "two.step@example.com"
+    tokens = local_api.signed_in_user(email, PASSWORD)
+    setup = local_api.post("/mfa/totp/setup", {"password": PASSWORD}, token=tokens["access"])
+    assert setup.status_code == 200, setup.text
+    confirmed = local_api.post("/mfa/totp/confirm", {"code": pyotp.TOTP(setup.json()["secret"]).now()}, token=tokens["access"])
+    assert confirmed.status_code == 200, confirmed.text
+    recovery = confirmed.json()["recovery_codes"]
+
+    shots = Path(os.environ.get("UI_SCREENSHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    context = browser.new_context(viewport={"width": 480, "height": 900})
+    page = context.new_page()
+    j = Journey(page, local_api, shots)
+    j.step = 50
+    base = local_api.url.replace("127.0.0.1", "localhost")
+    page.goto(f"{base}/ui")
+
+    # When they sign in with their password, the page asks for the second step
+    signin = j.view("signin")
+    signin.get_by_label("Email").fill(email)
+    signin.get_by_label("Password").fill(PASSWORD)
+    signin.get_by_role("button", name="Sign in", exact=True).click()
+    second = j.view("mfa")
+    j.accessible()
+    j.shoot("second-step")
+    # a wrong code shows the API's message; a recovery code signs them in
+    second.get_by_label("Code").fill("12345678")
+    second.get_by_role("button", name="Continue").click()
+    j.error()
+    j.shoot("second-step-refused")
+    second.get_by_label("Code").fill(recovery[0])
+    second.get_by_role("button", name="Continue").click()
+    account = j.view("account")
+    expect(account.locator('[data-user="email"]')).to_have_text(email)
+    j.nothing_stored()
+    assert j.csp_violations == []
     context.close()

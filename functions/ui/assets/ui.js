@@ -9,10 +9,11 @@
   const API = app.dataset.api || '';
   const session = { access: null, refresh: null, user: null };
   let pendingEmail = '';
+  let mfaToken = null; // the second step's token, from /login: memory only, like the session's
   let flash = null; // a message to show on the next view
 
   const $ = (id) => document.getElementById(id);
-  const views = ['signin', 'signup', 'verify', 'forgot', 'reset', 'account'];
+  const views = ['signin', 'mfa', 'signup', 'verify', 'forgot', 'reset', 'account'];
   const needsSession = new Set(['account']);
   const needsEmail = new Set(['verify', 'reset']);
 
@@ -166,6 +167,7 @@
     if (!views.includes(view)) view = session.access ? 'account' : 'signin';
     if (needsSession.has(view) && !session.access) view = 'signin';
     if (needsEmail.has(view) && !pendingEmail) view = view === 'reset' ? 'forgot' : 'signin';
+    if (view === 'mfa' && !mfaToken) view = 'signin';
     if (view === 'signin' && session.access) view = 'account';
     if (location.hash !== '#' + view) history.replaceState(null, '', '#' + view);
     for (const name of views) $('view-' + name).hidden = name !== view;
@@ -217,6 +219,15 @@
 
   onSubmit('form-signin', async (form, data) => {
     const answer = await api('POST', '/login', data);
+    if (answer.ok && answer.data.mfa_required) {
+      // The password was right; the account has a second factor.
+      mfaToken = answer.data.mfa_token;
+      $('form-signin').reset();
+      return go('mfa');
+    }
+    if (answer.ok && answer.data.mfa_enrollment_required) {
+      return say('error', 'This service requires two-step sign-in. Set it up in your app first, then sign in here.');
+    }
     if (answer.ok) return signedIn(answer.data);
     if (answer.status === 403 && answer.data.can_resend_otp) {
       pendingEmail = (answer.data.email || data.email).trim().toLowerCase();
@@ -225,6 +236,14 @@
       return go('verify');
     }
     showProblem(form, answer);
+  });
+
+  onSubmit('form-mfa', async (form, data) => {
+    const answer = await api('POST', '/login/mfa', { mfa_token: mfaToken, code: data.code.trim() });
+    if (!answer.ok) return showProblem(form, answer);
+    mfaToken = null;
+    form.reset();
+    signedIn(answer.data);
   });
 
   onClick('passkey-signin', async () => {
