@@ -119,6 +119,9 @@ def main() -> int:
     # Passkeys are bound to the page's origin: http://localhost:<port> (browsers refuse an IP as RP ID).
     os.environ.setdefault("WEBAUTHN_ORIGINS", f"http://localhost:{port}")
     configure_environment(stack)
+    # Tokens name the API's URL as their issuer; here that is this server.
+    if not os.environ.get("TOKEN_ISSUER"):
+        os.environ["TOKEN_ISSUER"] = f"http://127.0.0.1:{port}"
     if deployed:
         os.environ["SIGNING_SECRET_ID"] = stack.physical_name("SigningKeySecret")
         os.environ["PEPPER_SECRET_ID"] = stack.physical_name("PepperSecret")

@@ -26,6 +26,7 @@ from local.template import Stack  # noqa: E402
 
 STACK = Stack(name="carekey-test")
 os.environ.update(STACK.function_environment("RegisterFunction"))
+os.environ["TOKEN_ISSUER"] = "http://127.0.0.1:3000"  # the API's URL, as the test client calls it
 os.environ["BCRYPT_COST"] = "4"  # the policy is tested separately; keeps the suite fast
 
 import boto3  # noqa: E402

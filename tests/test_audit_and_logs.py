@@ -18,7 +18,7 @@ NEW = "another-long-passphrase-9"
 @pytest.fixture
 def full_flow(api, settings_override):
     """Given one person's whole life cycle through the API."""
-    settings_override(OTP_RESEND_COOLDOWN_SECONDS="0")
+    settings_override(OTP_RESEND_COOLDOWN_SECONDS="0", REFRESH_REUSE_SECONDS="0")
     email = "audited@example.com"
     secrets: list[str] = [PASSWORD, NEW]
     api.register(email)
@@ -30,7 +30,7 @@ def full_flow(api, settings_override):
     secrets += [pair["access"], pair["refresh"]]
     refreshed = api.post("/token/refresh", {"refresh": pair["refresh"]}).json()
     secrets += [refreshed["access"], refreshed["refresh"]]
-    api.post("/token/refresh", {"refresh": pair["refresh"]})  # replay: family revoked
+    api.post("/token/refresh", {"refresh": pair["refresh"]})  # replay: the session ends
     fresh = api.login(email)
     secrets += [fresh["access"], fresh["refresh"]]
     api.put("/profile", {"first_name": "Audra"}, token=fresh["access"])

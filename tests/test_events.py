@@ -58,5 +58,8 @@ def test_each_sample_event_gets_its_expected_answer(name):
 
 def test_the_authorizer_sample_is_refused_without_a_real_token():
     event = json.loads((EVENTS / "authorizer.json").read_text())
+    result = handler(STACK, "AuthorizerFunction")(event, LambdaContext("authorizer", "sample"))
+    assert [s["Effect"] for s in result["policyDocument"]["Statement"]] == ["Deny"]
+    assert "context" not in result
     with pytest.raises(Exception, match="^Unauthorized$"):
-        handler(STACK, "AuthorizerFunction")(event, LambdaContext("authorizer", "sample"))
+        handler(STACK, "AuthorizerFunction")({**event, "authorizationToken": "Basic abc"}, LambdaContext("authorizer", "sample"))

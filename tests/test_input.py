@@ -138,7 +138,9 @@ def test_request_parser_never_fails_with_anything_but_a_4xx(body):
 @given(token=st.one_of(st.text(max_size=300), st.from_regex(r"[A-Za-z0-9_-]{1,60}\.[A-Za-z0-9_-]{1,200}\.[A-Za-z0-9_-]{0,90}", fullmatch=True)))
 def test_token_verifier_refuses_anything_it_did_not_sign(token):
     with pytest.raises(errors.InvalidToken):
-        tokens.verify(token, tokens.ACCESS)
+        tokens.verify_access(token, "http://127.0.0.1:3000")
+    with pytest.raises(errors.InvalidToken):
+        tokens.read_refresh(token)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

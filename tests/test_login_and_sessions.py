@@ -34,12 +34,41 @@ def test_login_returns_user_and_token_pair(api):
     assert body["message"] == "Login successful" and body["user"]["email"] == "pat@example.com"
     assert r.headers["Cache-Control"] == "no-store"
     header = jwt.get_unverified_header(body["access"])
-    assert header["alg"] == "ES256" and header["kid"]
+    assert header["alg"] == "ES256" and header["kid"] and header["typ"] == "at+jwt"
     claims = jwt.decode(body["access"], options={"verify_signature": False})
-    assert {"iss", "aud", "sub", "iat", "exp", "jti", "token_type"} <= set(claims)
-    assert claims["token_type"] == "access" and claims["exp"] - claims["iat"] == 5 * 60
-    refresh_claims = jwt.decode(body["refresh"], options={"verify_signature": False})
-    assert refresh_claims["token_type"] == "refresh" and refresh_claims["exp"] - refresh_claims["iat"] == 24 * 3600
+    assert {"iss", "aud", "sub", "iat", "exp", "jti", "client_id", "user_id"} <= set(claims)
+    assert claims["iss"] == "http://127.0.0.1:3000" and claims["client_id"] == tokens.settings().token_client_id
+    assert claims["user_id"] == claims["sub"] == body["user"]["id"]
+    assert claims["exp"] - claims["iat"] == 5 * 60
+
+
+def test_a_refresh_token_is_opaque_and_stored_only_as_a_digest(api):
+    # Given a new session
+    api.verified_user("pat@example.com")
+    refresh = api.login("pat@example.com")["refresh"]
+    # Then its refresh token is no JWT at all
+    with pytest.raises(jwt.DecodeError):
+        jwt.get_unverified_header(refresh)
+    # and the sessions table holds its SHA-256, never the token or its secret
+    [item] = list(store.SessionItem.scan())
+    stored = json.dumps(item.serialize())
+    assert item.token_hash == hashlib.sha256(refresh.encode()).hexdigest()
+    assert refresh not in stored and refresh.rsplit("~", 1)[1] not in stored
+    assert item.refresh_expires_at - item.created_at == 24 * 3600
+
+
+def test_a_forged_refresh_token_is_refused_and_ends_nothing(api, outbox):
+    # Given a live session, and a token naming it with a made-up secret
+    api.verified_user("pat@example.com")
+    pair = api.login("pat@example.com")
+    user_id, session_id, _, secret = pair["refresh"].split("~")
+    for forged in (f"{user_id}~{session_id}~0~{'0' * 64}", f"{user_id}~{session_id}~7~{secret}", pair["refresh"] + "0"):
+        # When it is presented, it is refused
+        r = api.post("/token/refresh", {"refresh": forged})
+        assert r.status == 401 and r.json()["code"] == "token_not_valid"
+    # Then the real session goes on, and nobody was told of a replay
+    assert api.post("/token/refresh", {"refresh": pair["refresh"]}).status == 200
+    assert [m["subject"] for m in outbox.to("pat@example.com") if "ended" in m["subject"]] == []
 
 
 def test_wrong_password_and_unknown_email_get_the_same_401(api):
@@ -107,14 +136,49 @@ def test_refresh_rotates_and_an_access_token_is_not_a_refresh_token(api, signed_
     assert api.get("/profile", token=pair["access"]).status == 200
 
 
-def test_replaying_an_old_refresh_token_ends_the_whole_family(api, signed_in):
+def test_the_token_just_replaced_returns_the_current_pair_within_the_reuse_interval(api, signed_in, monkeypatch):
+    # Given a refresh whose answer the client lost
     newer = api.post("/token/refresh", {"refresh": signed_in["refresh"]}).json()
+    # When it retries with the same token 9 seconds later
+    later = store.now() + 9
+    monkeypatch.setattr(store, "now", lambda: later)
+    retry = api.post("/token/refresh", {"refresh": signed_in["refresh"]})
+    # Then it gets the session's current refresh token and a working access token
+    assert retry.status == 200
+    assert retry.json()["refresh"] == newer["refresh"]
+    assert api.get("/profile", token=retry.json()["access"]).status == 200
+    # and the session carries on
+    assert api.post("/token/refresh", {"refresh": newer["refresh"]}).status == 200
 
+
+def test_replaying_a_replaced_token_after_the_interval_ends_the_session_and_tells_the_owner(api, signed_in, monkeypatch, outbox):
+    # Given a token replaced 11 seconds ago (the interval is 10)
+    newer = api.post("/token/refresh", {"refresh": signed_in["refresh"]}).json()
+    later = store.now() + 11
+    monkeypatch.setattr(store, "now", lambda: later)
+    # When someone presents it again
     replay = api.post("/token/refresh", {"refresh": signed_in["refresh"]})
-
-    assert replay.status == 401
+    # Then it is refused, the whole session ends, and its owner gets a notice
+    assert replay.status == 401 and replay.json()["code"] == "token_not_valid"
     assert api.post("/token/refresh", {"refresh": newer["refresh"]}).status == 401
     assert api.get("/profile", token=newer["access"]).status == 401
+    assert outbox.to("pat@example.com")[-1]["subject"] == "A CareKey session of yours was ended"
+
+
+def test_an_older_token_is_a_replay_even_within_the_interval(api, signed_in, outbox):
+    second = api.post("/token/refresh", {"refresh": signed_in["refresh"]}).json()
+    third = api.post("/token/refresh", {"refresh": second["refresh"]}).json()
+    # the first token is two rotations old: only the token just replaced may be reused
+    assert api.post("/token/refresh", {"refresh": signed_in["refresh"]}).status == 401
+    assert api.post("/token/refresh", {"refresh": third["refresh"]}).status == 401
+    assert outbox.to("pat@example.com")[-1]["subject"].endswith("was ended")
+
+
+def test_a_reuse_interval_of_zero_makes_any_reuse_a_replay(api, signed_in, settings_override):
+    settings_override(REFRESH_REUSE_SECONDS="0")
+    newer = api.post("/token/refresh", {"refresh": signed_in["refresh"]}).json()
+    assert api.post("/token/refresh", {"refresh": signed_in["refresh"]}).status == 401
+    assert api.post("/token/refresh", {"refresh": newer["refresh"]}).status == 401
 
 
 def _b64(data: bytes) -> str:
@@ -145,11 +209,17 @@ def test_expired_and_foreign_tokens_are_refused(api, signed_in, settings_overrid
     claims = jwt.decode(signed_in["access"], options={"verify_signature": False})
     current, _ = signing_keys()
     kid = {"kid": current.kid}
+    kid = {**kid, "typ": "at+jwt"}
+    assert api.get("/profile", token=jwt.encode(claims, current.private, algorithm="ES256", headers=kid)).status == 200
     expired = jwt.encode({**claims, "exp": int(time.time()) - 60}, current.private, algorithm="ES256", headers=kid)
     other_aud = jwt.encode({**claims, "aud": "someone-else"}, current.private, algorithm="ES256", headers=kid)
     other_iss = jwt.encode({**claims, "iss": "someone-else"}, current.private, algorithm="ES256", headers=kid)
-    for bad in (expired, other_aud, other_iss):
-        assert api.get("/profile", token=bad).status == 401
+    other_client = jwt.encode({**claims, "client_id": "someone-else"}, current.private, algorithm="ES256", headers=kid)
+    plain_jwt = jwt.encode(claims, current.private, algorithm="ES256", headers={**kid, "typ": "JWT"})
+    for bad in (expired, other_aud, other_iss, other_client, plain_jwt):
+        r = api.get("/profile", token=bad)
+        assert r.status == 401 and r.json()["code"] == "token_not_valid"
+        assert r.headers["WWW-Authenticate"].startswith('Bearer realm="carekey", error="invalid_token"')
 
 
 def test_jwks_verifies_issued_tokens(api, signed_in):
@@ -158,7 +228,9 @@ def test_jwks_verifies_issued_tokens(api, signed_in):
     [key] = r.json()["keys"]
     assert key["kty"] == "EC" and key["alg"] == "ES256" and "d" not in key
     public = jwt.PyJWK(key).key
-    claims = jwt.decode(signed_in["access"], public, algorithms=["ES256"], audience=tokens.settings().token_audience)
+    claims = jwt.decode(
+        signed_in["access"], public, algorithms=["ES256"], audience=tokens.settings().token_audience, issuer="http://127.0.0.1:3000"
+    )
     assert claims["sub"]
 
 
@@ -194,8 +266,8 @@ def test_logout_everywhere_ends_every_session(api, signed_in):
     assert api.post("/token/refresh", {"refresh": other["refresh"]}).status == 401
 
 
-def _session_of(token: str) -> store.SessionItem:
-    return store.SessionItem.get(jwt.decode(token, options={"verify_signature": False})["sid"], consistent_read=True)
+def _session_of(refresh: str) -> store.SessionItem:
+    return store.SessionItem.get(tokens.read_refresh(refresh).session_id, consistent_read=True)
 
 
 def test_a_session_idle_for_30_minutes_ends(api, signed_in, monkeypatch):

@@ -20,7 +20,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from pydantic import BaseModel, ValidationError
 
 from carekey import errors
-from carekey.config import settings
+from carekey.config import settings, token_issuer
 from carekey.observability import logger, metrics
 
 M = TypeVar("M", bound=BaseModel)
@@ -58,6 +58,7 @@ class Call(Generic[M]):
     client: Client
     principal: Principal | None = None
     base_url: str = ""
+    issuer: str = ""  # the `iss` of this API's tokens
     resource: str = ""
     path_params: dict[str, str] = field(default_factory=dict)
 
@@ -123,6 +124,11 @@ def base_url_of(event: dict[str, Any]) -> str:
     # The default execute-api domain carries the stage in the path; a custom domain does not.
     prefix = f"/{stage}" if isinstance(stage, str) and _STAGE.match(stage) and host.endswith(".amazonaws.com") else ""
     return f"{scheme}://{domain.lower()}{prefix}"
+
+
+def issuer_of(event: dict[str, Any]) -> str:
+    ctx = event.get("requestContext") or {}
+    return token_issuer(str(ctx.get("apiId") or "local"), str(ctx.get("stage") or ""))
 
 
 def _principal_of(event: dict[str, Any]) -> Principal | None:
@@ -247,6 +253,7 @@ def dispatch(routes: dict[str, Routes], event: dict[str, Any]) -> dict[str, Any]
             client=client_of(event),
             principal=principal,
             base_url=base_url_of(event),
+            issuer=issuer_of(event),
             resource=resource,
             path_params={str(k): str(v) for k, v in (event.get("pathParameters") or {}).items()},
         )

@@ -106,6 +106,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              errors=(404,), media_type="application/javascript,text/css", tag="sign-in page"),
     Endpoint("jwks", "GET", "/.well-known/jwks.json", "Public keys that verify this service's tokens (ES256)",
              response=schemas.Jwks, tag="documentation"),
+    Endpoint("openid_configuration", "GET", "/.well-known/openid-configuration",
+             "Discovery: the issuer, the JWKS URL and the token endpoint", response=schemas.ServerMetadata, tag="documentation"),
     Endpoint("openapi", "GET", "/openapi.json", "This API as an OpenAPI 3.1 document", tag="documentation"),
     Endpoint("docs", "GET", "/docs", "The API documentation page", media_type="text/html", tag="documentation"),
     Endpoint("docs_asset", "GET", "/docs/{asset}", "Scripts and styles of the documentation page (served here, no CDN)",

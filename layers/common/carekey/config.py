@@ -36,12 +36,16 @@ class Settings(BaseModel):
     portal_url: str = Field("https://portal.example.com", alias="PORTAL_URL")
     ses_configuration_set: str = Field("", alias="SES_CONFIGURATION_SET")
 
-    token_issuer: str = Field("carekey", alias="TOKEN_ISSUER")
+    # The tokens' `iss`: the API's URL.  Empty means the API Gateway URL of the
+    # API serving the request (see token_issuer); a custom domain sets it.
+    token_issuer: str = Field("", alias="TOKEN_ISSUER")
     token_audience: str = Field("carekey-api", alias="TOKEN_AUDIENCE")
+    token_client_id: str = Field("carekey-app", alias="TOKEN_CLIENT_ID")
     access_token_minutes: int = Field(5, ge=1, le=60, alias="ACCESS_TOKEN_MINUTES")
     refresh_token_hours: int = Field(24, ge=1, le=24 * 30, alias="REFRESH_TOKEN_HOURS")
     session_idle_minutes: int = Field(30, ge=1, alias="SESSION_IDLE_MINUTES")
     session_max_hours: int = Field(12, ge=1, alias="SESSION_MAX_HOURS")
+    refresh_reuse_seconds: int = Field(10, ge=0, le=300, alias="REFRESH_REUSE_SECONDS")
 
     bcrypt_cost: int = Field(12, ge=4, le=16, alias="BCRYPT_COST")
     password_min_length: int = Field(8, ge=8, le=64, alias="PASSWORD_MIN_LENGTH")
@@ -95,6 +99,18 @@ class Settings(BaseModel):
             if host != rp and not host.endswith("." + rp):
                 raise ValueError(f"WEBAUTHN_ORIGINS: {origin!r} is not within WEBAUTHN_RP_ID {rp!r}")
         return self
+
+
+def token_issuer(api_id: str, stage: str, region: str | None = None) -> str:
+    """The `iss` of this deployment's tokens: TOKEN_ISSUER when set (a custom
+    domain, or the local API's URL), else the API Gateway URL of the API.  Built
+    from what API Gateway itself reports (api id, stage), never from a header a
+    client controls."""
+    configured = settings().token_issuer
+    if configured:
+        return configured.rstrip("/")
+    region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    return f"https://{api_id}.execute-api.{region}.amazonaws.com/{stage}"
 
 
 @lru_cache(maxsize=1)

@@ -54,10 +54,18 @@ class PasskeyRejected(ServiceError):
     message = "The passkey response could not be verified. Please try again."
 
 
+# RFC 6750: every 401 names the scheme a client should use.
+REALM = 'Bearer realm="carekey"'
+
+
 class InvalidCredentials(ServiceError):
     status = 401
     error = "Invalid credentials"
     message = "The email or password is incorrect."
+
+    def __init__(self, message: str | None = None, **extra: Any) -> None:
+        super().__init__(message, **extra)
+        self.headers["WWW-Authenticate"] = REALM
 
 
 class EmailNotVerified(ServiceError):
@@ -73,15 +81,32 @@ class AccountDeactivated(ServiceError):
 
 
 class InvalidToken(ServiceError):
+    """A token that is invalid, expired or revoked.  The body also carries the
+    `detail` and `code` that SimpleJWT clients read (and refresh on)."""
+
     status = 401
     error = "Invalid token"
     message = "The token is invalid, expired or revoked."
+    detail = "Given token not valid for any token type"
+    code = "token_not_valid"
+    challenge = f'{REALM}, error="invalid_token", error_description="The token is invalid, expired or revoked"'
+
+    def __init__(self, message: str | None = None, **extra: Any) -> None:
+        super().__init__(message, **extra)
+        self.headers["WWW-Authenticate"] = self.challenge
+
+    def body(self) -> dict[str, Any]:
+        return {"error": self.error, "message": self.message, "detail": self.detail, "code": self.code, **self.extra}
 
 
-class Unauthorized(ServiceError):
-    status = 401
+class Unauthorized(InvalidToken):
+    """No credentials at all (RFC 6750: the challenge then names no error)."""
+
     error = "Unauthorized"
     message = "A valid access token is required."
+    detail = "Authentication credentials were not provided."
+    code = "not_authenticated"
+    challenge = REALM
 
 
 class RateLimited(ServiceError):

@@ -119,6 +119,18 @@ def passkey_removed_notice(to: str) -> Email:
     )
 
 
+def session_ended_notice(to: str) -> Email:
+    return _notice(
+        to,
+        f"A {settings().service_name} session of yours was ended",
+        [
+            "A sign-in token of your account that had already been replaced was used again, so we signed that device out.",
+            "This can happen when an app is restored from a backup. If you see no reason for it, someone may have copied the token:",
+            "change your password, which signs out every device.",
+        ],
+    )
+
+
 def send(email: Email) -> bool:
     cfg = settings()
     kwargs = {

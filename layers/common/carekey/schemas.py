@@ -303,6 +303,20 @@ class Jwks(Response):
     keys: list[dict[str, str]]
 
 
+class ServerMetadata(Response):
+    issuer: str = Field(description="The `iss` of every access token")
+    jwks_uri: str
+    token_endpoint: str
+    grant_types_supported: list[str]
+    response_types_supported: list[str]
+    subject_types_supported: list[str]
+    token_endpoint_auth_methods_supported: list[str]
+    id_token_signing_alg_values_supported: list[str]
+    access_token_signing_alg_values_supported: list[str]
+    claims_supported: list[str]
+    service_documentation: str
+
+
 class ApiDocumentation(Response):
     message: str
     version: str

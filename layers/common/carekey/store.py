@@ -10,7 +10,7 @@ Tables
             that makes an email unique); both written in one transaction.
 - otps:     one item per (purpose, keyed hash of email): the newest code's
             HMAC, its expiry (checked in code) and a TTL for housekeeping.
-- sessions: one item per refresh-token family.
+- sessions: one item per signed-in session (its refresh-token chain, as digests).
 - limits:   counters and lockouts keyed by hashes of emails and source IPs.
 - passkeys: one item per (user, WebAuthn credential): its public key and
             sign counter.  WebAuthn challenges live in the otps table.
@@ -167,16 +167,39 @@ class OtpItem(Model):
 
 
 class SessionItem(Model):
+    """One signed-in session: a chain of refresh tokens, each replacing the last.
+
+    Only SHA-256 digests of refresh tokens are stored.  `generation` counts the
+    rotations; `previous_hash` and `rotated_at` let the token just replaced be
+    presented again for REFRESH_REUSE_SECONDS (two tabs, a lost response) and
+    be told apart from a replay.  Tokens older than `floor_generation` were
+    retired by a password change, not rotated: they are refused quietly.
+    """
+
     class Meta(_Meta):
         table_name = settings().sessions_table
 
     session_id = UnicodeAttribute(hash_key=True)
     user_id = UnicodeAttribute()
-    current_jti = UnicodeAttribute()
+    token_version = NumberAttribute(default=0)
+    generation = NumberAttribute(default=0)
+    floor_generation = NumberAttribute(default=0)
+    token_hash = UnicodeAttribute()
+    previous_hash = UnicodeAttribute(null=True)
+    rotated_at = NumberAttribute(null=True)
+    refresh_expires_at = NumberAttribute()
     created_at = NumberAttribute()
     last_used = NumberAttribute()
     revoked = BooleanAttribute(default=False)
     ttl = TTLAttribute(null=True)
+
+    def live(self, at: int, idle_seconds: int, max_seconds: int) -> bool:
+        return (
+            not self.revoked
+            and int(self.last_used) >= at - idle_seconds
+            and int(self.created_at) >= at - max_seconds
+            and int(self.refresh_expires_at) > at
+        )
 
 
 class LimitItem(Model):
@@ -424,19 +447,29 @@ def reset_password(key: str, code_hash: str, user_id: str, new_hash: str) -> boo
 # ---- sessions (refresh-token families) --------------------------------------------
 
 
-def create_session(user_id: str, jti: str, lifetime_seconds: int) -> str:
-    session_id = str(uuid.uuid4())
+def new_session_id() -> str:
+    return str(uuid.uuid4())
+
+
+def create_session(
+    session_id: str, user_id: str, token_version: int, token_hash: str, lifetime_seconds: int, refresh_seconds: int
+) -> SessionItem:
     t = now()
-    SessionItem(
+    item = SessionItem(
         session_id,
         user_id=user_id,
-        current_jti=jti,
+        token_version=token_version,
+        generation=0,
+        floor_generation=0,
+        token_hash=token_hash,
+        refresh_expires_at=t + refresh_seconds,
         created_at=t,
         last_used=t,
         revoked=False,
         ttl=_ttl(lifetime_seconds + 86400),
-    ).save(condition=SessionItem.session_id.does_not_exist())
-    return session_id
+    )
+    item.save(condition=SessionItem.session_id.does_not_exist())
+    return item
 
 
 def user_and_session(user_id: str, session_id: str) -> tuple[UserItem | None, SessionItem | None]:
@@ -461,15 +494,28 @@ def user_and_session(user_id: str, session_id: str) -> tuple[UserItem | None, Se
     return user, family
 
 
-def rotate_session(session_id: str, old_jti: str, new_jti: str, idle_cutoff: int, created_after: int) -> bool:
-    """Move the family to a new refresh token, only if `old_jti` is its newest."""
+def rotate_session(
+    session_id: str, generation: int, old_hash: str, new_hash: str, refresh_seconds: int, idle_cutoff: int, created_after: int
+) -> bool:
+    """Move the session to its next refresh token, only if `old_hash` is still its
+    current one and the session is live: of parallel rotations, exactly one wins."""
+    t = now()
     try:
         SessionItem(session_id).update(
-            actions=[SessionItem.current_jti.set(new_jti), SessionItem.last_used.set(now())],
-            condition=(SessionItem.current_jti == old_jti)
+            actions=[
+                SessionItem.generation.set(generation + 1),
+                SessionItem.token_hash.set(new_hash),
+                SessionItem.previous_hash.set(old_hash),
+                SessionItem.rotated_at.set(t),
+                SessionItem.refresh_expires_at.set(t + refresh_seconds),
+                SessionItem.last_used.set(t),
+            ],
+            condition=(SessionItem.generation == generation)
+            & (SessionItem.token_hash == old_hash)
             & (SessionItem.revoked == False)  # noqa: E712
             & (SessionItem.last_used >= idle_cutoff)
-            & (SessionItem.created_at >= created_after),
+            & (SessionItem.created_at >= created_after)
+            & (SessionItem.refresh_expires_at > t),
         )
     except UpdateError as exc:
         if _condition_failed(exc):
@@ -478,12 +524,31 @@ def rotate_session(session_id: str, old_jti: str, new_jti: str, idle_cutoff: int
     return True
 
 
-def renew_session(session_id: str, new_jti: str) -> bool:
-    """Give a live session a new refresh token (after a password change)."""
+def session_by_id(session_id: str) -> SessionItem | None:
     try:
-        SessionItem(session_id).update(
-            actions=[SessionItem.current_jti.set(new_jti), SessionItem.last_used.set(now())],
-            condition=SessionItem.session_id.exists() & (SessionItem.revoked == False),  # noqa: E712
+        return SessionItem.get(session_id, consistent_read=True)
+    except DoesNotExist:
+        return None
+
+
+def renew_session(session: SessionItem, token_version: int, new_hash: str, refresh_seconds: int) -> bool:
+    """Give a live session the next refresh token after a password change.  The
+    tokens before it are retired (refused without ending the session)."""
+    t = now()
+    generation = int(session.generation)
+    try:
+        SessionItem(session.session_id).update(
+            actions=[
+                SessionItem.generation.set(generation + 1),
+                SessionItem.floor_generation.set(generation + 1),
+                SessionItem.token_version.set(token_version),
+                SessionItem.token_hash.set(new_hash),
+                SessionItem.previous_hash.remove(),
+                SessionItem.rotated_at.set(t),
+                SessionItem.refresh_expires_at.set(t + refresh_seconds),
+                SessionItem.last_used.set(t),
+            ],
+            condition=(SessionItem.generation == generation) & (SessionItem.revoked == False),  # noqa: E712
         )
     except UpdateError as exc:
         if _condition_failed(exc):

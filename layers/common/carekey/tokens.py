@@ -1,14 +1,26 @@
-"""JWT access and refresh tokens: ES256, pinned on verification, typed.
+"""Access tokens (RFC 9068 JWTs) and refresh tokens (opaque strings).
 
-Claims: iss, aud, sub (user id), iat, exp, jti, token_type ("access" or
-"refresh"), sid (the session, i.e. refresh-token family) and ver (the user's
-token version: a password change or reset bumps it, which ends every token
-issued before).  The header carries the signing key's `kid`, published at
-/.well-known/jwks.json.
+Access tokens: ES256, header `typ: at+jwt` and the signing key's `kid`
+(published at /.well-known/jwks.json); claims `iss` (the API's URL), `sub`,
+`aud`, `exp`, `iat`, `jti`, `client_id`, plus `user_id` (= `sub`, what
+SimpleJWT clients read), `token_type: access`, `sid` (the session) and `ver`
+(the user's token version: a password change or reset bumps it, which ends
+every token issued before).  Verification pins the algorithm, the `typ`, the
+issuer and the audience.
+
+Refresh tokens are not JWTs, so nothing that verifies JWTs can mistake one
+for an access token.  A refresh token is `<user>~<session>~<generation>~<secret>`
+where the secret is an HMAC, under a key derived from the pepper, of the other
+three parts: it is unguessable, and the service can tell a genuine old token
+(a replay) from a forged one without storing any token.  The sessions table
+keeps only the SHA-256 of the current and the previous token.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -28,10 +40,11 @@ def _jwt() -> "_jwt_module":
 
     return jwt
 
+
 ALGORITHM = "ES256"
+ACCESS_TYPE = "at+jwt"
 ACCESS = "access"
-REFRESH = "refresh"
-_REQUIRED = ["iss", "aud", "sub", "iat", "exp", "jti"]
+_REQUIRED = ["iss", "aud", "sub", "iat", "exp", "jti", "client_id"]
 
 
 @dataclass(frozen=True)
@@ -40,7 +53,6 @@ class Claims:
     session_id: str
     jti: str
     version: int
-    token_type: str
     issued_at: int
     expires_at: int
 
@@ -52,36 +64,30 @@ def preload() -> None:
     import carekey.signing  # noqa: F401
 
 
-def _sign(claims: dict[str, Any]) -> str:
+def issue_access(user_id: str, session_id: str, version: int, issuer: str) -> str:
     from carekey.signing import signing_keys
 
-    current, _ = signing_keys()
-    return _jwt().encode(claims, current.private, algorithm=ALGORITHM, headers={"kid": current.kid, "typ": "JWT"})
-
-
-def issue(token_type: str, user_id: str, session_id: str, version: int, jti: str | None = None) -> tuple[str, str]:
     cfg = settings()
-    lifetime = cfg.access_token_minutes * 60 if token_type == ACCESS else cfg.refresh_token_hours * 3600
     now = int(time.time())
-    jti = jti or uuid.uuid4().hex
-    token = _sign(
-        {
-            "iss": cfg.token_issuer,
-            "aud": cfg.token_audience,
-            "sub": user_id,
-            "iat": now,
-            "exp": now + lifetime,
-            "jti": jti,
-            "token_type": token_type,
-            "sid": session_id,
-            "ver": version,
-        }
-    )
-    return token, jti
+    claims = {
+        "iss": issuer,
+        "sub": user_id,
+        "aud": cfg.token_audience,
+        "exp": now + cfg.access_token_minutes * 60,
+        "iat": now,
+        "jti": uuid.uuid4().hex,
+        "client_id": cfg.token_client_id,
+        "user_id": user_id,
+        "token_type": ACCESS,
+        "sid": session_id,
+        "ver": version,
+    }
+    current, _ = signing_keys()
+    return _jwt().encode(claims, current.private, algorithm=ALGORITHM, headers={"kid": current.kid, "typ": ACCESS_TYPE})
 
 
-def verify(token: str, expected_type: str) -> Claims:
-    """Decode and check a token; any defect raises InvalidToken."""
+def verify_access(token: str, issuer: str) -> Claims:
+    """Decode and check an access token; any defect raises InvalidToken."""
     cfg = settings()
     if not isinstance(token, str) or len(token) > 4096:
         raise errors.InvalidToken()
@@ -92,25 +98,26 @@ def verify(token: str, expected_type: str) -> Claims:
         header = jwt.get_unverified_header(token)
         _, keys = signing_keys()
         key = next((k for k in keys if k.kid == header.get("kid")), None)
-        if key is None or header.get("alg") != ALGORITHM:
+        typ = str(header.get("typ", "")).lower().removeprefix("application/")
+        if key is None or header.get("alg") != ALGORITHM or typ != ACCESS_TYPE:
             raise errors.InvalidToken()
         claims = jwt.decode(
             token,
             key.public,
             algorithms=[ALGORITHM],
             audience=cfg.token_audience,
-            issuer=cfg.token_issuer,
+            issuer=issuer,
             options={"require": _REQUIRED},
             leeway=5,
         )
     except jwt.PyJWTError as exc:
         raise errors.InvalidToken() from exc
     sub, sid, jti, ver = claims.get("sub"), claims.get("sid"), claims.get("jti"), claims.get("ver")
-    if claims.get("token_type") != expected_type:
+    if claims.get("token_type") != ACCESS or claims.get("client_id") != cfg.token_client_id:
         raise errors.InvalidToken()
     if not (isinstance(sub, str) and isinstance(sid, str) and isinstance(jti, str) and type(ver) is int):
         raise errors.InvalidToken()
-    return Claims(sub, sid, jti, ver, expected_type, int(claims["iat"]), int(claims["exp"]))
+    return Claims(sub, sid, jti, ver, int(claims["iat"]), int(claims["exp"]))
 
 
 def jwks() -> dict[str, Any]:
@@ -118,3 +125,49 @@ def jwks() -> dict[str, Any]:
 
     _, keys = signing_keys()
     return {"keys": [k.jwk() for k in keys]}
+
+
+# ---- refresh tokens -------------------------------------------------------------------
+
+_ID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_REFRESH = re.compile(rf"^({_ID})~({_ID})~(0|[1-9][0-9]{{0,8}})~([0-9a-f]{{64}})$")
+
+
+@dataclass(frozen=True)
+class RefreshToken:
+    user_id: str
+    session_id: str
+    generation: int
+
+    def __str__(self) -> str:
+        return f"{self.user_id}~{self.session_id}~{self.generation}~{_secret(self.user_id, self.session_id, self.generation)}"
+
+    @property
+    def digest(self) -> str:
+        """What the sessions table stores: the SHA-256 of the token."""
+        return refresh_digest(str(self))
+
+    def next(self) -> "RefreshToken":
+        return RefreshToken(self.user_id, self.session_id, self.generation + 1)
+
+
+def _secret(user_id: str, session_id: str, generation: int) -> str:
+    from carekey.keys import keyed_hash
+
+    return keyed_hash("refresh-token", f"{user_id}~{session_id}~{generation}")
+
+
+def refresh_digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def read_refresh(token: str) -> RefreshToken:
+    """The session and generation a refresh token names; InvalidToken unless the
+    service made it (so a forged token can never end someone's session)."""
+    match = _REFRESH.match(token) if isinstance(token, str) else None
+    if match is None:
+        raise errors.InvalidToken()
+    user_id, session_id, generation, secret = match.groups()
+    if not hmac.compare_digest(secret, _secret(user_id, session_id, int(generation))):
+        raise errors.InvalidToken()
+    return RefreshToken(user_id, session_id, int(generation))

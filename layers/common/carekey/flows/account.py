@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
-
 from aws_lambda_powertools.metrics import MetricUnit
 
 from carekey import audit, errors, limits, mailer, otp, passwords, store, tokens
 from carekey.api import Call, Reply
+from carekey.config import settings
 from carekey.observability import metrics
 from carekey.schemas import ChangePasswordRequest, ChangePasswordResponse, ProfileUpdateRequest
 
@@ -54,6 +53,20 @@ def update_profile(call: Call[ProfileUpdateRequest]) -> Reply:
     return Reply(200, user.public())
 
 
+def _renew(call: Call, user_id: str, version: int) -> tuple[str, str]:
+    """The next token pair of the caller's session, under the new token version."""
+    assert call.principal is not None
+    cfg = settings()
+    for _ in range(3):  # a refresh of this session may rotate it meanwhile; take the newest
+        session = store.session_by_id(call.principal.session_id)
+        if session is None or session.revoked or session.user_id != user_id:
+            break
+        following = tokens.RefreshToken(user_id, session.session_id, int(session.generation) + 1)
+        if store.renew_session(session, version, following.digest, cfg.refresh_token_hours * 3600):
+            return tokens.issue_access(user_id, session.session_id, version, call.issuer), str(following)
+    raise errors.Unauthorized()
+
+
 def change_password(call: Call[ChangePasswordRequest]) -> Reply:
     body = call.body
     assert call.principal is not None
@@ -70,10 +83,7 @@ def change_password(call: Call[ChangePasswordRequest]) -> Reply:
         raise errors.FieldErrors({"current_password": ["The password changed meanwhile; sign in again."]})
 
     # Every other session ends (token version bumped); this one carries on with fresh tokens.
-    new_jti = uuid.uuid4().hex
-    store.renew_session(call.principal.session_id, new_jti)
-    access, _ = tokens.issue(tokens.ACCESS, user.user_id, call.principal.session_id, version)
-    refresh, _ = tokens.issue(tokens.REFRESH, user.user_id, call.principal.session_id, version, jti=new_jti)
+    access, refresh = _renew(call, user.user_id, version)
     mailer.send(mailer.password_changed_notice(user.email))
     audit.record("password_change", "success", call.client, user_id=user.user_id, email_hash=otp.email_key(user.email))
     metrics.add_metric(name="PasswordChanges", unit=MetricUnit.Count, value=1)

@@ -1,4 +1,6 @@
-"""GET / (the legacy self-documenting root) and GET /.well-known/jwks.json."""
+"""GET / (the legacy self-documenting root), and the well-known documents
+resource servers use to verify tokens: /.well-known/jwks.json and
+/.well-known/openid-configuration."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from carekey import __version__, errors, tokens
 from carekey.api import Call, Reply
 from carekey.catalog import ENDPOINTS, fields_of
 from carekey.config import settings
-from carekey.schemas import ApiDocumentation, Jwks
+from carekey.schemas import ApiDocumentation, Jwks, ServerMetadata
 
 
 def api_root(call: Call) -> Reply:
@@ -80,8 +82,13 @@ def api_root(call: Call) -> Reply:
                     "refresh_token_lifetime": f"{cfg.refresh_token_hours} hours",
                     "session_idle_timeout": f"{cfg.session_idle_minutes} minutes",
                     "session_absolute_limit": f"{cfg.session_max_hours} hours",
-                    "refresh_rotation": "every refresh returns a new refresh token; reusing an old one ends the session",
+                    "refresh_rotation": (
+                        "every refresh returns a new refresh token; the one it replaced returns the same pair for the "
+                        "reuse interval, and after that using it ends the session"
+                    ),
                     "jwks_url": f"{base}/.well-known/jwks.json",
+                    "discovery_url": f"{base}/.well-known/openid-configuration",
+                    "refresh_reuse_interval": f"{cfg.refresh_reuse_seconds} seconds",
                 },
                 "password_requirements": [
                     f"At least {cfg.password_min_length} characters, at most {cfg.password_max_length}",
@@ -129,6 +136,33 @@ def api_root(call: Call) -> Reply:
 
 def jwks(call: Call) -> Reply:
     return Reply(200, Jwks.model_validate(tokens.jwks()), {"Cache-Control": "public, max-age=300"})
+
+
+def server_metadata(call: Call) -> Reply:
+    """Discovery (OpenID Connect Discovery / RFC 8414 field names): where the keys
+    are and what the tokens look like.  `issuer` is exactly the tokens' `iss`."""
+    issuer = call.issuer
+    return Reply(
+        200,
+        ServerMetadata(
+            issuer=issuer,
+            jwks_uri=f"{issuer}/.well-known/jwks.json",
+            token_endpoint=f"{issuer}/token/refresh",
+            grant_types_supported=["password", "refresh_token"],
+            response_types_supported=["token"],
+            subject_types_supported=["public"],
+            token_endpoint_auth_methods_supported=["none"],
+            id_token_signing_alg_values_supported=[tokens.ALGORITHM],
+            access_token_signing_alg_values_supported=[tokens.ALGORITHM],
+            claims_supported=["iss", "sub", "aud", "exp", "iat", "jti", "client_id", "user_id"],
+            service_documentation=f"{issuer}/docs",
+        ),
+        {"Cache-Control": "public, max-age=300"},
+    )
+
+
+def well_known(call: Call) -> Reply:
+    return server_metadata(call) if call.resource.endswith("/openid-configuration") else jwks(call)
 
 
 _ASSETS = frozenset({"swagger-ui-bundle.js", "swagger-ui.css"})

@@ -1,33 +1,34 @@
 """Login, token refresh, logout, and the authorizer that guards protected routes.
 
-A session is a refresh-token family: each refresh replaces the family's
-current token; presenting any older one (a replay) revokes the whole family.
-Sessions end after SESSION_IDLE_MINUTES without a refresh and
+A session is a chain of refresh tokens: each refresh replaces the current
+token with the next.  The token just replaced still answers for
+REFRESH_REUSE_SECONDS, with the session's current pair (two tabs refreshing
+at once, a client retrying after a lost response); after that, or for any
+older token, presenting it is a replay: the session ends and its owner is
+told.  Sessions end after SESSION_IDLE_MINUTES without a refresh and
 SESSION_MAX_HOURS after login, whatever happens (HIPAA automatic logoff).
 """
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from carekey import audit, errors, limits, otp, passwords, store, tokens
+from carekey import audit, errors, limits, mailer, otp, passwords, store, tokens
 from carekey.api import Call, Reply
-from carekey.config import settings
+from carekey.config import settings, token_issuer
 from carekey.observability import logger, metrics
 from carekey.schemas import LoginRequest, LoginResponse, LogoutRequest, LogoutResponse, RefreshRequest, TokenPair
 
 
-def start_session(user: store.UserItem) -> TokenPair:
+def start_session(user: store.UserItem, issuer: str) -> TokenPair:
     cfg = settings()
-    refresh_jti = uuid.uuid4().hex
-    session_id = store.create_session(user.user_id, refresh_jti, cfg.session_max_hours * 3600)
+    session_id = store.new_session_id()
+    first = tokens.RefreshToken(user.user_id, session_id, 0)
     version = int(user.token_version)
-    access, _ = tokens.issue(tokens.ACCESS, user.user_id, session_id, version)
-    refresh, _ = tokens.issue(tokens.REFRESH, user.user_id, session_id, version, jti=refresh_jti)
-    return TokenPair(access=access, refresh=refresh)
+    store.create_session(session_id, user.user_id, version, first.digest, cfg.session_max_hours * 3600, cfg.refresh_token_hours * 3600)
+    return TokenPair(access=tokens.issue_access(user.user_id, session_id, version, issuer), refresh=str(first))
 
 
 def login(call: Call[LoginRequest]) -> Reply:
@@ -62,7 +63,7 @@ def login(call: Call[LoginRequest]) -> Reply:
         raise errors.AccountDeactivated()
     if passwords.needs_rehash(user.password_hash):
         store.replace_password_hash(user, passwords.hash_password(body.password))
-    pair = start_session(user)
+    pair = start_session(user, call.issuer)
     audit.record("login", "success", call.client, user_id=user.user_id, email_hash=email_hash)
     metrics.add_metric(name="Logins", unit=MetricUnit.Count, value=1)
     return Reply(200, LoginResponse(user=user.public(), access=pair.access, refresh=pair.refresh, message="Login successful"))
@@ -70,37 +71,61 @@ def login(call: Call[LoginRequest]) -> Reply:
 
 def refresh(call: Call[RefreshRequest]) -> Reply:
     cfg = settings()
-    claims = tokens.verify(call.body.refresh, tokens.REFRESH)
-    user, family = store.user_and_session(claims.user_id, claims.session_id)
+    presented = tokens.read_refresh(call.body.refresh)
+    user, session = store.user_and_session(presented.user_id, presented.session_id)
     if (
-        family is None
-        or family.revoked
-        or family.user_id != claims.user_id
+        session is None
+        or session.user_id != presented.user_id
+        or session.revoked
         or user is None
         or not user.is_active
-        or int(user.token_version) != claims.version
+        or int(user.token_version) != int(session.token_version)
+        or presented.generation < int(session.floor_generation)
     ):
         raise errors.InvalidToken()
     now = store.now()
-    new_jti = uuid.uuid4().hex
-    if not store.rotate_session(
-        claims.session_id,
-        claims.jti,
-        new_jti,
-        idle_cutoff=now - cfg.session_idle_minutes * 60,
-        created_after=now - cfg.session_max_hours * 3600,
-    ):
-        # A replayed (already rotated) token, or an idle or expired session: end the family.
-        store.revoke_session(claims.session_id)
-        reused = family.current_jti != claims.jti
-        audit.record("refresh", "reuse_detected" if reused else "session_expired", call.client, user_id=claims.user_id)
-        if reused:
-            metrics.add_metric(name="RefreshReuse", unit=MetricUnit.Count, value=1)
+    idle, lifetime = cfg.session_idle_minutes * 60, cfg.session_max_hours * 3600
+    if presented.generation == int(session.generation):
+        following = presented.next()
+        if store.rotate_session(
+            presented.session_id,
+            presented.generation,
+            presented.digest,
+            following.digest,
+            cfg.refresh_token_hours * 3600,
+            idle_cutoff=now - idle,
+            created_after=now - lifetime,
+        ):
+            audit.record("refresh", "success", call.client, user_id=user.user_id)
+            return _pair(following, int(session.token_version), call.issuer)
+        # Another request rotated this token first, or the session is over: look again.
+        session = store.session_by_id(presented.session_id)
+        if session is None or session.revoked:
+            raise errors.InvalidToken()
+    if not session.live(now, idle, lifetime):
+        store.revoke_session(session.session_id)
+        audit.record("refresh", "session_expired", call.client, user_id=user.user_id)
         raise errors.InvalidToken()
-    access, _ = tokens.issue(tokens.ACCESS, claims.user_id, claims.session_id, claims.version)
-    new_refresh, _ = tokens.issue(tokens.REFRESH, claims.user_id, claims.session_id, claims.version, jti=new_jti)
-    audit.record("refresh", "success", call.client, user_id=claims.user_id)
-    return Reply(200, TokenPair(access=access, refresh=new_refresh))
+    current = tokens.RefreshToken(presented.user_id, presented.session_id, int(session.generation))
+    just_replaced = (
+        presented.generation == current.generation - 1
+        and session.previous_hash == presented.digest
+        and now - int(session.rotated_at or 0) < cfg.refresh_reuse_seconds
+    )
+    if just_replaced and current.digest == session.token_hash:
+        audit.record("refresh", "reused_within_interval", call.client, user_id=user.user_id)
+        return _pair(current, int(session.token_version), call.issuer)
+    # A genuine but superseded token: someone holds a copy.  End the session and tell its owner.
+    store.revoke_session(session.session_id)
+    audit.record("refresh", "reuse_detected", call.client, user_id=user.user_id)
+    metrics.add_metric(name="RefreshReuse", unit=MetricUnit.Count, value=1)
+    mailer.send(mailer.session_ended_notice(user.email))
+    raise errors.InvalidToken()
+
+
+def _pair(token: tokens.RefreshToken, version: int, issuer: str) -> Reply:
+    access = tokens.issue_access(token.user_id, token.session_id, version, issuer)
+    return Reply(200, TokenPair(access=access, refresh=str(token)))
 
 
 def logout(call: Call[LogoutRequest]) -> Reply:
@@ -113,37 +138,55 @@ def logout(call: Call[LogoutRequest]) -> Reply:
     return Reply(200, LogoutResponse(message="Logged out", success=True, all=call.body.all))
 
 
-class Denied(Exception):
-    """Raised as "Unauthorized": API Gateway then answers 401 with the template's gateway response."""
-
-
 def authorize(token_header: str, method_arn: str) -> dict[str, Any]:
-    """The Lambda TOKEN authorizer: a valid, unrevoked access token of a live session."""
+    """The Lambda TOKEN authorizer: a valid, unrevoked access token of a live session.
+
+    A header that is not a bearer token raises "Unauthorized" (API Gateway's
+    UNAUTHORIZED response, as for no header at all); a bearer token that is not
+    valid gets a Deny policy (the ACCESS_DENIED response, also a 401, which
+    tells clients `invalid_token` / `token_not_valid` so they refresh)."""
     cfg = settings()
     scheme, _, token = (token_header or "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
+    if scheme.lower() != "bearer" or not token.strip():
         raise Denied("Unauthorized")
     try:
-        claims = tokens.verify(token.strip(), tokens.ACCESS)
+        claims = tokens.verify_access(token.strip(), _issuer_of(method_arn))
     except errors.InvalidToken:
-        raise Denied("Unauthorized") from None
-    user, family = store.user_and_session(claims.user_id, claims.session_id)
+        logger.info("authorizer refused the request", extra={"reason": "invalid_token"})
+        return _policy("anonymous", "Deny", method_arn)
+    user, session = store.user_and_session(claims.user_id, claims.session_id)
     if (
         user is None
         or not user.is_active
         or int(user.token_version) != claims.version
-        or family is None
-        or family.revoked
-        or family.user_id != claims.user_id
-        or family.created_at < store.now() - cfg.session_max_hours * 3600
+        or session is None
+        or session.revoked
+        or session.user_id != claims.user_id
+        or int(session.created_at) < store.now() - cfg.session_max_hours * 3600
     ):
         logger.info("authorizer refused the request", extra={"reason": "revoked_or_inactive"})
-        raise Denied("Unauthorized")
+        return _policy("anonymous", "Deny", method_arn)
+    return {**_policy(claims.user_id, "Allow", method_arn), "context": {"user_id": claims.user_id, "session_id": claims.session_id}}
+
+
+class Denied(Exception):
+    """Raised as "Unauthorized": API Gateway then answers 401 with the template's gateway response."""
+
+
+def _policy(principal: str, effect: str, method_arn: str) -> dict[str, Any]:
     return {
-        "principalId": claims.user_id,
+        "principalId": principal,
         "policyDocument": {
             "Version": "2012-10-17",
-            "Statement": [{"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": method_arn}],
+            "Statement": [{"Action": "execute-api:Invoke", "Effect": effect, "Resource": method_arn}],
         },
-        "context": {"user_id": claims.user_id, "session_id": claims.session_id},
     }
+
+
+def _issuer_of(method_arn: str) -> str:
+    # arn:aws:execute-api:<region>:<account>:<api id>/<stage>/<method>/<path>
+    parts = method_arn.split(":", 5)
+    if len(parts) < 6:
+        return token_issuer("local", "")
+    api_id, _, rest = parts[5].partition("/")
+    return token_issuer(api_id, rest.split("/", 1)[0], parts[3])
