@@ -56,13 +56,21 @@ class Gateway:
                     return r, match.groupdict()
         return None, {}
 
-    def gateway_response(self, kind: str, default_status: int) -> Response:
+    def gateway_response(self, kind: str, default_status: int, request_headers: list[tuple[str, str]] | None = None) -> Response:
         if not self.responses:  # an HTTP API: its own fixed answer for a path no route serves
             return Response(404, {"Content-Type": "application/json"}, b'{"message":"Not Found"}')
         spec = self.responses.get(kind) or self.responses.get("DEFAULT_5XX" if default_status >= 500 else "DEFAULT_4XX", {})
         headers = {"Content-Type": "application/json"}
         for name, value in ((spec.get("ResponseParameters") or {}).get("Headers") or {}).items():
-            headers[name] = str(value).strip("'")
+            value = str(value)
+            if value.startswith("method.request.header."):
+                # A mapping from the request, as API Gateway does it: absent header, no response header.
+                wanted = value.removeprefix("method.request.header.").lower()
+                found = next((v for k, v in request_headers or [] if k.lower() == wanted), None)
+                if found is not None:
+                    headers[name] = found
+                continue
+            headers[name] = value.strip("'")
         body = (spec.get("ResponseTemplates") or {}).get("application/json", '{"message": null}')
         body = body.replace("$context.error.messageString", "Request refused")
         return Response(int(spec.get("StatusCode", default_status)), headers, body.encode())
@@ -89,7 +97,7 @@ class Gateway:
         method = method.upper()
         route, params = self.route(method, path)
         if route is None:
-            return self.gateway_response("MISSING_AUTHENTICATION_TOKEN", 403)
+            return self.gateway_response("MISSING_AUTHENTICATION_TOKEN", 403, headers)
         # What API Gateway adds to every request it forwards.
         names = {k.lower() for k, _ in headers}
         host = next((v for k, v in headers if k.lower() == "host"), "")
@@ -122,18 +130,18 @@ class Gateway:
     def _authorize(self, route: Route, event: dict[str, Any], headers: list[tuple[str, str]]) -> Response | None:
         token = next((v for k, v in headers if k.lower() == "authorization"), "")
         if not token:
-            return self.gateway_response("UNAUTHORIZED", 401)
+            return self.gateway_response("UNAUTHORIZED", 401, headers)
         arn = f"arn:aws:execute-api:{self.stack.region}:{self.stack.account}:local/{self.stage}/{route.method}{route.path}"
         fn = handler(self.stack, route.authorizer)  # type: ignore[arg-type]
         try:
             result = fn(events.token_authorizer_event(token, arn), LambdaContext(route.authorizer or "", str(uuid.uuid4())))
         except Exception as exc:  # noqa: BLE001 - API Gateway turns any authorizer error into a response
             if str(exc) == "Unauthorized":
-                return self.gateway_response("UNAUTHORIZED", 401)
-            return self.gateway_response("AUTHORIZER_FAILURE", 500)
+                return self.gateway_response("UNAUTHORIZED", 401, headers)
+            return self.gateway_response("AUTHORIZER_FAILURE", 500, headers)
         statements = result.get("policyDocument", {}).get("Statement", [])
         if not any(s.get("Effect") == "Allow" for s in statements):
-            return self.gateway_response("ACCESS_DENIED", 403)
+            return self.gateway_response("ACCESS_DENIED", 403, headers)
         context = {k: str(v) for k, v in (result.get("context") or {}).items()}
         event["requestContext"]["authorizer"] = {"principalId": result.get("principalId"), **context}
         return None

@@ -95,7 +95,9 @@ def main() -> int:
         stack: Stack = DeployedStack(name=deployed, region=region)
         where = f"AWS stack {deployed} ({region})"
     else:
-        stack = Stack(name="carekey-local", region=region)
+        # Template parameters the shell sets for the gateway itself (its CORS headers).
+        overrides = {"CorsAllowedOrigins": os.environ["CORS_ALLOWED_ORIGINS"]} if os.environ.get("CORS_ALLOWED_ORIGINS") else {}
+        stack = Stack(name="carekey-local", region=region, overrides=overrides)
         if not endpoint:
             for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
                 os.environ[key] = "local"

@@ -14,7 +14,11 @@ import binascii
 import json
 import re
 from dataclasses import dataclass, field
+from email.message import Message
+from email.parser import BytesParser
+from email.policy import HTTP
 from typing import Any, Callable, Generic, TypeVar
+from urllib.parse import parse_qsl
 
 from aws_lambda_powertools.logging import correlation_paths
 from pydantic import BaseModel, ValidationError
@@ -156,12 +160,15 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def read_json_body(event: dict[str, Any]) -> dict[str, Any]:
+_MAX_FORM_FIELDS = 64
+
+
+def _raw_body(event: dict[str, Any]) -> bytes:
     raw = event.get("body")
     if raw is None or raw == "":
-        return {}
+        return b""
     if not isinstance(raw, str):
-        raise errors.MalformedRequest("The request body must be JSON text.")
+        raise errors.MalformedRequest("The request body must be text.")
     if event.get("isBase64Encoded"):
         try:
             data = base64.b64decode(raw, validate=True)
@@ -171,6 +178,10 @@ def read_json_body(event: dict[str, Any]) -> dict[str, Any]:
         data = raw.encode("utf-8", "surrogatepass")
     if len(data) > settings().max_body_bytes:
         raise errors.PayloadTooLarge(f"The request body must be at most {settings().max_body_bytes} bytes.")
+    return data
+
+
+def _json_body(data: bytes) -> dict[str, Any]:
     try:
         parsed = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
@@ -178,6 +189,71 @@ def read_json_body(event: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(parsed, dict):
         raise errors.MalformedRequest("The request body must be a JSON object.")
     return parsed
+
+
+def _form_body(data: bytes) -> dict[str, Any]:
+    """application/x-www-form-urlencoded, as Django REST framework read it (the last value of a repeated field wins)."""
+    try:
+        pairs = parse_qsl(data.decode("utf-8"), keep_blank_values=True, strict_parsing=True, max_num_fields=_MAX_FORM_FIELDS)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise errors.MalformedRequest("The request body is not valid form data.") from exc
+    return dict(pairs)
+
+
+def _multipart_body(data: bytes, content_type: str) -> dict[str, Any]:
+    """multipart/form-data: each named part without a filename is a field; files are ignored (no request takes one)."""
+    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1", "replace")
+    message = BytesParser(policy=HTTP).parsebytes(head + data)
+    if not message.is_multipart() or message.defects or not message.get_boundary():
+        raise errors.MalformedRequest("The request body is not valid multipart form data.")
+    fields: dict[str, Any] = {}
+    for count, part in enumerate(message.iter_parts()):
+        if count >= _MAX_FORM_FIELDS:
+            raise errors.MalformedRequest("The form has too many fields.")
+        assert isinstance(part, Message)
+        if part.get_content_disposition() != "form-data" or part.get_param("name", header="content-disposition") is None:
+            raise errors.MalformedRequest("Every part of a multipart form needs a name.")
+        if part.get_filename() is not None:
+            continue
+        payload = part.get_payload(decode=True)
+        try:
+            fields[str(part.get_param("name", header="content-disposition"))] = (payload or b"").decode(part.get_content_charset() or "utf-8")
+        except (LookupError, UnicodeDecodeError) as exc:
+            raise errors.MalformedRequest("A form field is not valid text.") from exc
+    return fields
+
+
+def read_body(event: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """The body as a dict, and whether it came from a form (whose values are all text).
+    JSON unless the Content-Type says form-encoded or multipart."""
+    data = _raw_body(event)
+    if not data:
+        return {}, False
+    content_type = _header(event, "Content-Type")
+    kind = content_type.split(";", 1)[0].strip().lower()
+    if kind == "application/x-www-form-urlencoded":
+        return _form_body(data), True
+    if kind == "multipart/form-data":
+        return _multipart_body(data, content_type), True
+    return _json_body(data), False
+
+
+def read_json_body(event: dict[str, Any]) -> dict[str, Any]:
+    return read_body(event)[0]
+
+
+_TRUE, _FALSE = {"true", "1", "on", "yes"}, {"false", "0", "off", "no", ""}
+
+
+def _from_form(model: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:
+    """Form values are text: read "true"/"false" (and DRF's other spellings) for boolean fields."""
+    out = dict(data)
+    for name, info in model.model_fields.items():
+        value = out.get(name)
+        if isinstance(value, str) and bool in getattr(info.annotation, "__args__", (info.annotation,)):
+            lowered = value.strip().lower()
+            out[name] = True if lowered in _TRUE else False if lowered in _FALSE else value
+    return out
 
 
 _TYPE_MESSAGES = {
@@ -203,7 +279,9 @@ def field_errors(exc: ValidationError) -> errors.FieldErrors:
 
 
 def parse(model: type[M], event: dict[str, Any]) -> M:
-    data = read_json_body(event)
+    data, from_form = read_body(event)
+    if from_form:
+        data = _from_form(model, data)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -234,10 +312,63 @@ def _serving(routes: Routes | None, resource: str) -> Route | None:
     return None
 
 
+# What browsers on allowed origins may send and read (CORS).
+CORS_METHODS_EXTRA = "OPTIONS"
+CORS_REQUEST_HEADERS = "Authorization, Content-Type"
+CORS_EXPOSED_HEADERS = "Retry-After, WWW-Authenticate"
+CORS_MAX_AGE = "600"
+
+
+def _allowed_origin(event: dict[str, Any]) -> str | None:
+    """The request's Origin when CORS_ALLOWED_ORIGINS lists it (exactly), else None."""
+    origin = _header(event, "Origin").strip()
+    return origin if origin and origin in settings().cors_origins else None
+
+
+def with_cors(event: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:
+    """Answers to an allowed origin name it (never "*", never with credentials);
+    other origins get no CORS header.  `Vary: Origin` whenever CORS is on, so
+    no cache serves one origin's answer to another."""
+    if not settings().cors_origins:
+        return response
+    headers = response.setdefault("headers", {})
+    headers["Vary"] = "Origin"
+    origin = _allowed_origin(event)
+    if origin:
+        headers["Access-Control-Allow-Origin"] = origin
+        headers["Access-Control-Expose-Headers"] = CORS_EXPOSED_HEADERS
+    return response
+
+
+def _preflight(routes: dict[str, Routes], event: dict[str, Any], resource: str) -> dict[str, Any]:
+    origin = _allowed_origin(event)
+    if origin is None:
+        raise errors.OriginNotAllowed()
+    methods = sorted(m for m, r in routes.items() if _serving(r, resource))
+    return {
+        "statusCode": 204,
+        "headers": {
+            **{k: v for k, v in SECURITY_HEADERS.items() if k != "Content-Type"},
+            "Access-Control-Allow-Methods": ", ".join([*methods, CORS_METHODS_EXTRA]),
+            "Access-Control-Allow-Headers": CORS_REQUEST_HEADERS,
+            "Access-Control-Max-Age": CORS_MAX_AGE,
+        },
+        "body": "",
+        "isBase64Encoded": False,
+    }
+
+
 def dispatch(routes: dict[str, Routes], event: dict[str, Any]) -> dict[str, Any]:
+    return with_cors(event, _dispatch(routes, event))
+
+
+def _dispatch(routes: dict[str, Routes], event: dict[str, Any]) -> dict[str, Any]:
     try:
         resource = str(event.get("resource") or "")
-        route = _serving(routes.get(str(event.get("httpMethod", "")).upper()), resource)
+        method = str(event.get("httpMethod", "")).upper()
+        if method == "OPTIONS" and _header(event, "Access-Control-Request-Method") and _header(event, "Origin"):
+            return _preflight(routes, event, resource)
+        route = _serving(routes.get(method), resource)
         if route is None:
             refusal = errors.MethodNotAllowed()
             refusal.headers["Allow"] = ", ".join(sorted(m for m, r in routes.items() if _serving(r, resource)))

@@ -9,10 +9,11 @@ of producing a half-configured function.
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class Settings(BaseModel):
@@ -63,6 +64,9 @@ class Settings(BaseModel):
     ip_failures_per_hour: int = Field(100, ge=1, alias="IP_FAILURES_PER_HOUR")
     ip_registrations_per_hour: int = Field(20, ge=1, alias="IP_REGISTRATIONS_PER_HOUR")
 
+    # Browser origins that may call the API (comma-separated, exact scheme://host[:port]); empty: none.
+    cors_allowed_origins: str = Field("", alias="CORS_ALLOWED_ORIGINS")
+
     max_body_bytes: int = Field(16 * 1024, ge=1024, alias="MAX_BODY_BYTES")
     # The HTTP API option (local/http_api.py) has no gateway authorizer: the
     # functions check the bearer token themselves, as the authorizer would.
@@ -75,6 +79,18 @@ class Settings(BaseModel):
     webauthn_origins: str = Field("http://localhost:3000", min_length=1, alias="WEBAUTHN_ORIGINS")
     webauthn_challenge_seconds: int = Field(300, ge=30, le=600, alias="WEBAUTHN_CHALLENGE_SECONDS")
     webauthn_max_passkeys: int = Field(10, ge=1, le=50, alias="WEBAUTHN_MAX_PASSKEYS")
+
+    @property
+    def cors_origins(self) -> frozenset[str]:
+        return frozenset(o.strip().rstrip("/") for o in self.cors_allowed_origins.split(",") if o.strip())
+
+    @field_validator("cors_allowed_origins")
+    @classmethod
+    def _origins_are_origins(cls, value: str) -> str:
+        for origin in (o.strip().rstrip("/") for o in value.split(",") if o.strip()):
+            if origin == "*" or not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?", origin):
+                raise ValueError(f"CORS_ALLOWED_ORIGINS: {origin!r} is not an origin (scheme://host[:port]; no wildcard)")
+        return value
 
     @property
     def otp_ttl_seconds(self) -> int:

@@ -138,6 +138,12 @@ class NotFound(ServiceError):
     message = "There is nothing at this path."
 
 
+class OriginNotAllowed(ServiceError):
+    status = 403
+    error = "Origin not allowed"
+    message = "This origin may not call the API from a browser; see CORS_ALLOWED_ORIGINS."
+
+
 class MethodNotAllowed(ServiceError):
     status = 405
     error = "Method not allowed"

@@ -58,7 +58,10 @@ def _operation(ep: Endpoint, components: _Components) -> dict[str, Any]:
     if ep.model is not None:
         # A body whose fields are all optional may be left out.
         required = any(f.is_required() for f in ep.model.model_fields.values())
-        op["requestBody"] = {"required": required, "content": _json(components.ref(ep.model, "validation"))}
+        schema = components.ref(ep.model, "validation")
+        # JSON, and the form encodings Django REST framework accepted: the same model, limits and errors.
+        content = {t: {"schema": schema} for t in ("application/json", "application/x-www-form-urlencoded", "multipart/form-data")}
+        op["requestBody"] = {"required": required, "content": content}
         if ep.example:
             op["requestBody"]["content"]["application/json"]["example"] = ep.example
     if "{asset}" in ep.path:
