@@ -8,7 +8,7 @@ TOOLS := .venv-tools
 PYTHON312 ?= $(shell for c in python3.12 "env PYENV_VERSION=3.12.1 python3.12" $$(ls -d $$HOME/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null); do \
 	$$c -c 'import sys; assert sys.version_info[:2] == (3, 12)' >/dev/null 2>&1 && { echo "$$c"; break; }; done)
 
-.PHONY: screenshots dev test lint scan build bench load deploy openapi fuzz audit-verify audit-export clean
+.PHONY: screenshots dev test lint spec-lint scan build bench load deploy openapi fuzz audit-verify audit-export clean
 
 $(VENV)/.installed: requirements-dev.txt layers/common/requirements.txt
 	@test -n "$(PYTHON312)" || { echo "Python 3.12 is needed (python3.12 on PATH, or pyenv)"; exit 1; }
@@ -46,6 +46,11 @@ screenshots: $(VENV)/.installed node_modules/.installed
 ## openapi: regenerate docs/openapi.json from the code
 openapi: $(VENV)/.installed
 	$(PY) -m local.openapi_file
+
+## spec-lint: Redocly (recommended rules, every finding an error) and Spectral (spectral:oas, warnings fail) on docs/openapi.json
+spec-lint: node_modules/.installed
+	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true npx --no-install redocly lint docs/openapi.json --format=summary
+	npx --no-install spectral lint --fail-severity=warn docs/openapi.json
 
 ## fuzz: schemathesis against the local API, every operation (FUZZ_SECONDS, default 300)
 fuzz: $(VENV)/.installed

@@ -192,3 +192,32 @@ def test_no_request_context_or_asset_name_yields_a_5xx(domain, stage, asset):
             assert all(_OWN_URL.match(u) for u in urls), urls
 
 
+
+
+def test_every_operation_is_described_and_says_whether_it_needs_a_token():
+    doc = document()
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            assert op["description"] and op["description"] != op["summary"], (method, path)
+            protected = any(e.auth for e in ENDPOINTS if e.path == path and e.method.lower() == method)
+            assert op["security"] == ([{"bearerAuth": []}] if protected else []), (method, path)
+
+
+def test_the_error_shapes_cannot_be_mistaken_for_one_another():
+    from carekey import errors
+    from carekey.schemas import ErrorResponse, FieldErrorsResponse, TokenErrorResponse
+    from jsonschema import Draft202012Validator
+
+    schemas = {m: Draft202012Validator(m.model_json_schema(mode="serialization")) for m in (ErrorResponse, FieldErrorsResponse, TokenErrorResponse)}
+    bodies = {
+        ErrorResponse: errors.InvalidOtp().body(),
+        FieldErrorsResponse: errors.FieldErrors({"email": ["Enter a valid email address."]}).body(),
+        TokenErrorResponse: errors.InvalidToken().body(),
+    }
+    for shape, body in bodies.items():
+        matches = [m for m, validator in schemas.items() if validator.is_valid(body)]
+        assert matches == [shape], (shape.__name__, [m.__name__ for m in matches])
+    assert schemas[TokenErrorResponse].is_valid(errors.Unauthorized().body())
+    # a 400 is documented with the specific shape first, as generated clients try them in order
+    bad_request = document()["paths"]["/register"]["post"]["responses"]["400"]["content"]["application/json"]["schema"]
+    assert bad_request["oneOf"][0] == {"$ref": "#/components/schemas/ErrorResponse"}

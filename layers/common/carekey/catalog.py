@@ -115,6 +115,50 @@ ENDPOINTS: tuple[Endpoint, ...] = (
 )
 
 
+# The longer story of each operation, for the OpenAPI document (its `description`).
+DETAILS: dict[str, str] = {
+    "documentation": "The legacy self-documenting root: every endpoint with its fields and an example, the flows, "
+    "the limits in force and the error formats.",
+    "register": "Creates an unverified account and emails a 6-digit code. An address that already has an account "
+    "gets the same answer (and its owner a notice), so the response never reveals who is registered. "
+    "Field errors name the field; weak, common or breached passwords are refused with the reason.",
+    "verify_otp": "Marks the email verified and uses the code up. A wrong, expired, unknown or already used code all "
+    "get the same 400; after a few wrong tries the code is dead.",
+    "resend_otp": "Sends a fresh code (the previous one stops working), subject to a cooldown and an hourly cap per "
+    "address. The answer is the same whether or not the address has an account.",
+    "login": "Checks the password and starts a session: an RFC 9068 access token (ES256, typ at+jwt) and an opaque "
+    "refresh token. Repeated failures lock the account for a growing time; a locked account gets the same 401 as a "
+    "wrong password. 403 only after the right password (unverified or deactivated account).",
+    "forgot_password": "Emails a password reset code if the address has an account; the answer is the same either way.",
+    "verify_password_reset_otp": "Checks a reset code without using it up, so an app can ask for the new password "
+    "only once the code is known to be right.",
+    "reset_password": "Sets the new password with the reset code, uses the code up and ends every session of the account.",
+    "resend_password_reset_otp": "Sends a fresh reset code, subject to the same cooldown and cap as the first one.",
+    "token_refresh": "Rotates the refresh token: the answer holds a new access token and a new refresh token. The token "
+    "just replaced still returns the session's current pair for REFRESH_REUSE_SECONDS (parallel tabs, a retried "
+    "request); presenting it later, or any older token, ends the session and emails its owner.",
+    "profile": "The signed-in user, from a valid access token of a live session.",
+    "update_profile": "Changes only the fields sent; first_name and last_name may not be null, an empty phone_number "
+    "removes it.",
+    "me": "The signed-in user (the same body as GET /profile).",
+    "logout": "Ends this session at once (its access and refresh tokens stop working), or every session of the "
+    "account with {\"all\": true}.",
+    "change_password": "Needs the current password (guarded like a login). Every other session ends; this one goes on "
+    "with the new token pair in the answer, and the owner is emailed.",
+    "jwks": "The public keys (JWKS) that verify access tokens: the current signing key and, while a key rotates, the "
+    "previous one. Cacheable for five minutes.",
+    "openid_configuration": "Discovery for resource servers: `issuer` (exactly the tokens' `iss`), `jwks_uri`, the "
+    "token endpoint and the signing algorithm. See docs/resource-servers.md.",
+    "openapi": "This document, generated from the same models the service validates requests with.",
+    "docs": "An interactive page over this document, served by the service itself with a strict Content-Security-Policy.",
+    "docs_asset": "The documentation page's script and stylesheet, shipped with the service (no CDN).",
+}
+
+
+def details_of(endpoint: Endpoint) -> str:
+    return DETAILS.get(endpoint.name) or endpoint.description
+
+
 def fields_of(model: type[BaseModel] | None) -> tuple[list[str], list[str]]:
     if model is None:
         return [], []

@@ -9,9 +9,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from carekey import __version__
-from carekey.catalog import ENDPOINTS, Endpoint
+from carekey.catalog import ENDPOINTS, Endpoint, details_of
 from carekey.config import settings
-from carekey.schemas import ErrorResponse, FieldErrorsResponse
+from carekey.schemas import ErrorResponse, FieldErrorsResponse, TokenErrorResponse
 
 _ERROR_TEXT = {
     400: "Invalid input: field errors, malformed JSON, or an invalid or expired code",
@@ -44,24 +44,32 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
     return {"application/json": {"schema": schema}}
 
 
-def _error_response(status: int, components: _Components) -> dict[str, Any]:
+def _error_response(status: int, components: _Components, token_errors: bool = False) -> dict[str, Any]:
+    """The error schemas do not overlap (a generated client can tell them apart by
+    their required fields); the most specific comes first in a oneOf."""
     error = components.ref(ErrorResponse, "serialization")
-    schema = {"oneOf": [components.ref(FieldErrorsResponse, "serialization"), error]} if status == 400 else error
+    if status == 400:
+        schema = {"oneOf": [error, components.ref(FieldErrorsResponse, "serialization")]}
+    elif status == 401 and token_errors:
+        schema = components.ref(TokenErrorResponse, "serialization")
+    else:
+        schema = error
     response: dict[str, Any] = {"description": _ERROR_TEXT[status], "content": _json(schema)}
+    if status == 401:
+        response["headers"] = {"WWW-Authenticate": {"description": "RFC 6750 Bearer challenge", "schema": {"type": "string"}}}
     if status in (429, 503):
         response["headers"] = {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "string"}}}
     return response
 
 
 def _operation(ep: Endpoint, components: _Components) -> dict[str, Any]:
-    op: dict[str, Any] = {"operationId": ep.name, "summary": ep.description, "tags": [ep.tag]}
+    op: dict[str, Any] = {"operationId": ep.name, "summary": ep.description, "description": details_of(ep), "tags": [ep.tag]}
     if ep.model is not None:
         # A body whose fields are all optional may be left out.
         required = any(f.is_required() for f in ep.model.model_fields.values())
-        schema = components.ref(ep.model, "validation")
-        # JSON, and the form encodings Django REST framework accepted: the same model, limits and errors.
-        content = {t: {"schema": schema} for t in ("application/json", "application/x-www-form-urlencoded", "multipart/form-data")}
-        op["requestBody"] = {"required": required, "content": content}
+        # Documented as JSON only: the form encodings the service also reads (see info.description)
+        # share the model, and a generated client cannot tell three encodings of one schema apart.
+        op["requestBody"] = {"required": required, "content": _json(components.ref(ep.model, "validation"))}
         if ep.example:
             op["requestBody"]["content"]["application/json"]["example"] = ep.example
     if "{asset}" in ep.path:
@@ -81,11 +89,15 @@ def _operation(ep: Endpoint, components: _Components) -> dict[str, Any]:
     if ep.tag in ("auth", "passkeys"):
         success["headers"] = _NO_STORE
     responses = {str(ep.status): success}
+    # A 401 of a protected route or of the refresh endpoint is about a token: SimpleJWT's shape.
+    token_errors = ep.auth or ep.name == "token_refresh"
     for status in ep.errors:
-        responses[str(status)] = _error_response(status, components)
+        responses[str(status)] = _error_response(status, components, token_errors)
     if ep.auth:
         op["security"] = [{"bearerAuth": []}]
-        responses.setdefault("401", _error_response(401, components))
+        responses.setdefault("401", _error_response(401, components, True))
+    else:
+        op["security"] = []  # public: no token needed
     op["responses"] = responses
     return op
 
@@ -112,9 +124,14 @@ def document() -> dict[str, Any]:
             "description": (
                 "Email and password authentication with one-time codes, passkeys (WebAuthn), JWT access and refresh tokens (ES256, "
                 "JWKS at /.well-known/jwks.json), password reset, and the signed-in user's profile. Errors are "
-                '{"error", "message"}; field validation errors are {"field": ["message"]}. Responses never '
-                "reveal whether an email has an account."
+                '{"error", "message"}; field validation errors are {"field": ["message"]}; a refused token is '
+                '{"error", "message", "detail", "code"} with a WWW-Authenticate challenge. Every request body '
+                "documented here as JSON may also be sent as application/x-www-form-urlencoded or "
+                "multipart/form-data with the same fields (booleans as true/false): the same model, limits and "
+                "errors. Responses never reveal whether an email has an account."
             ),
+            "contact": {"name": f"{name} support", "url": settings().portal_url},
+            "license": {"name": "Proprietary", "identifier": "LicenseRef-Proprietary"},
         },
         "servers": [{"url": "/"}],
         "tags": [
@@ -126,6 +143,13 @@ def document() -> dict[str, Any]:
         "paths": paths,
         "components": {
             "schemas": dict(sorted(components.schemas.items())),
-            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": "An access token from POST /login or POST /token/refresh (RFC 9068, ES256)",
+                }
+            },
         },
     }

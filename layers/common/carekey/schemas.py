@@ -330,10 +330,27 @@ class ApiDocumentation(Response):
 class ErrorResponse(BaseModel):
     """{"error", "message"}; some errors add fields (retry_after, can_resend_otp, email)."""
 
-    model_config = ConfigDict(extra="allow")
+    # Never a token error's `detail` + `code`: the two shapes stay apart.
+    model_config = ConfigDict(
+        extra="allow", json_schema_extra={"not": {"properties": {"detail": {}, "code": {}}, "required": ["detail", "code"]}}
+    )
     error: str
     message: str
 
 
+class TokenErrorResponse(BaseModel):
+    """A missing, invalid, expired or revoked token: {"error", "message"} for new
+    clients, and SimpleJWT's {"detail", "code"} for old ones (`code` is
+    `token_not_valid`, on which they refresh, or `not_authenticated`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    error: str
+    message: str
+    detail: str
+    code: Literal["token_not_valid", "not_authenticated"]
+
+
 class FieldErrorsResponse(RootModel[dict[str, list[str]]]):
     """Validation errors: each refused field with its reasons."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
