@@ -3,7 +3,10 @@ access tokens over HTTP, as another service would, and refuses the rest."""
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+import subprocess
 
 import jwt
 import pytest
@@ -38,3 +41,43 @@ def test_the_documented_python_verifier_accepts_access_tokens_and_nothing_else(l
     for bad in (body["refresh"], f"{head}.{payload}.{signature[:-4]}AAAA"):
         with pytest.raises(jwt.InvalidTokenError):
             verify(bad)
+
+
+def _node_example() -> str:
+    text = (ROOT / "docs" / "resource-servers.md").read_text()
+    return re.search(r"```js\n(.*?)```", text, flags=re.S).group(1)
+
+
+_DRIVER = """
+import { verify } from "./verify.mjs";
+const results = [];
+for (const token of process.argv.slice(2)) {
+  try {
+    results.push({ ok: true, sub: (await verify(token)).sub });
+  } catch (error) {
+    results.push({ ok: false, code: error.code || error.name });
+  }
+}
+console.log(JSON.stringify(results));
+"""
+
+
+@pytest.mark.skipif(shutil.which("node") is None or not (ROOT / "node_modules" / "jose").is_dir(), reason="needs node and `npm ci`")
+def test_the_documented_node_jose_verifier_accepts_access_tokens_and_nothing_else(local_api, tmp_path):
+    # Given the documented jose verifier, pointed at the local API (beside node_modules, where node finds jose)
+    workdir = ROOT / ".local" / f"jose-{tmp_path.name}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    code = _node_example().replace('"https://auth.example.org"', f'"{local_api.url}"').replace('"carekey-prod-api"', '"carekey-carekey-local-api"')
+    (workdir / "verify.mjs").write_text(code)
+    (workdir / "driver.mjs").write_text(_DRIVER)
+    body = local_api.signed_in_user("jose.reader@example.com", PASSWORD)
+    # When it checks an access token and a refresh token
+    try:
+        run = subprocess.run(["node", "driver.mjs", body["access"], body["refresh"]], cwd=workdir, capture_output=True, text=True, timeout=120)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    assert run.returncode == 0, run.stderr
+    access, refresh = json.loads(run.stdout)
+    # Then it accepts the first and refuses the second
+    assert access == {"ok": True, "sub": body["user"]["id"]}
+    assert refresh["ok"] is False
