@@ -163,6 +163,12 @@ def http_api_template(source: dict[str, Any] | None = None) -> dict[str, Any]:
     for key in leftovers:
         resources.pop(key, None)
         (template.get("Outputs") or {}).pop(key, None)
+    # Conditions that only what was left out used (the gateway responses' CORS headers) go with it.
+    conditions = template.get("Conditions") or {}
+    for name in list(conditions):
+        rest = json.dumps({**{k: v for k, v in template.items() if k != "Conditions"}, "c": {k: v for k, v in conditions.items() if k != name}})
+        if f'"{name}"' not in rest:
+            del conditions[name]
     template["Description"] = str(template.get("Description", "")) + " (HTTP API option, generated from template.yaml by local/http_api.py)"
     return template
 

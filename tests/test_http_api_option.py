@@ -84,6 +84,10 @@ def test_missing_or_bad_tokens_get_the_documented_401(http_api, authorization):
     refused = http_api.get("/profile", headers=headers)
     assert refused.status == 401
     assert set(refused.json()) >= {"error", "message"}
+    # the same RFC 6750 challenge and SimpleJWT code the REST API's gateway answers with
+    assert refused.headers["WWW-Authenticate"].startswith('Bearer realm="carekey"')
+    bearer = bool(authorization) and authorization.startswith("Bearer ")
+    assert refused.json()["code"] == ("token_not_valid" if bearer else "not_authenticated")
 
 
 def test_an_unknown_path_gets_the_http_apis_own_404(http_api):

@@ -143,17 +143,15 @@ def _principal_of(event: dict[str, Any]) -> Principal | None:
     return None
 
 
-def _authorize_here(event: dict[str, Any]) -> Principal | None:
+def _authorize_here(event: dict[str, Any]) -> Principal:
     """The authorizer's check made by the function itself (the HTTP API option,
     which has no gateway authorizer): the same token, session and account
-    checks, so a request is admitted on exactly the same terms."""
-    from carekey.flows.sessions import Denied, authorize
+    checks, so a request is admitted on exactly the same terms, and refused
+    with the same 401s (Unauthorized, InvalidToken)."""
+    from carekey.flows.sessions import admit
 
-    try:
-        context = authorize(_header(event, "Authorization"), "")["context"]
-    except Denied:
-        return None
-    return Principal(user_id=context["user_id"], session_id=context["session_id"])
+    claims = admit(_header(event, "Authorization"), issuer_of(event))
+    return Principal(user_id=claims.user_id, session_id=claims.session_id)
 
 
 def _reject_constant(name: str) -> None:

@@ -138,22 +138,19 @@ def logout(call: Call[LogoutRequest]) -> Reply:
     return Reply(200, LogoutResponse(message="Logged out", success=True, all=call.body.all))
 
 
-def authorize(token_header: str, method_arn: str) -> dict[str, Any]:
-    """The Lambda TOKEN authorizer: a valid, unrevoked access token of a live session.
-
-    A header that is not a bearer token raises "Unauthorized" (API Gateway's
-    UNAUTHORIZED response, as for no header at all); a bearer token that is not
-    valid gets a Deny policy (the ACCESS_DENIED response, also a 401, which
-    tells clients `invalid_token` / `token_not_valid` so they refresh)."""
+def admit(token_header: str, issuer: str) -> tokens.Claims:
+    """A valid, unrevoked access token of a live session, or a refusal:
+    Unauthorized when the header holds no bearer token, InvalidToken when the
+    token, its session or its account is not good (any more)."""
     cfg = settings()
     scheme, _, token = (token_header or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Denied("Unauthorized")
+        raise errors.Unauthorized()
     try:
-        claims = tokens.verify_access(token.strip(), _issuer_of(method_arn))
+        claims = tokens.verify_access(token.strip(), issuer)
     except errors.InvalidToken:
-        logger.info("authorizer refused the request", extra={"reason": "invalid_token"})
-        return _policy("anonymous", "Deny", method_arn)
+        logger.info("access refused", extra={"reason": "invalid_token"})
+        raise
     user, session = store.user_and_session(claims.user_id, claims.session_id)
     if (
         user is None
@@ -164,7 +161,23 @@ def authorize(token_header: str, method_arn: str) -> dict[str, Any]:
         or session.user_id != claims.user_id
         or int(session.created_at) < store.now() - cfg.session_max_hours * 3600
     ):
-        logger.info("authorizer refused the request", extra={"reason": "revoked_or_inactive"})
+        logger.info("access refused", extra={"reason": "revoked_or_inactive"})
+        raise errors.InvalidToken()
+    return claims
+
+
+def authorize(token_header: str, method_arn: str) -> dict[str, Any]:
+    """The Lambda TOKEN authorizer.
+
+    A header that is not a bearer token raises "Unauthorized" (API Gateway's
+    UNAUTHORIZED response, as for no header at all); a bearer token that is not
+    valid gets a Deny policy (the ACCESS_DENIED response, also a 401, which
+    tells clients `invalid_token` / `token_not_valid` so they refresh)."""
+    try:
+        claims = admit(token_header, _issuer_of(method_arn))
+    except errors.Unauthorized:
+        raise Denied("Unauthorized") from None
+    except errors.InvalidToken:
         return _policy("anonymous", "Deny", method_arn)
     return {**_policy(claims.user_id, "Allow", method_arn), "context": {"user_id": claims.user_id, "session_id": claims.session_id}}
 
