@@ -145,6 +145,18 @@ DETAILS: dict[str, str] = {
     "account with {\"all\": true}.",
     "change_password": "Needs the current password (guarded like a login). Every other session ends; this one goes on "
     "with the new token pair in the answer, and the owner is emailed.",
+    "webauthn_register_options": "Needs a signed-in session and the current password. Answers the options for "
+    "navigator.credentials.create(): a single-use challenge that dies after WEBAUTHN_CHALLENGE_SECONDS, a discoverable "
+    "credential with user verification required, and the account's passkeys to exclude.",
+    "webauthn_register_verify": "Checks the browser's attestation against the challenge, the origin and the relying "
+    "party, stores the new passkey under the given name, and emails the owner.",
+    "webauthn_login_options": "Answers the options for navigator.credentials.get(). It reads no account, so the answer "
+    "is the same for every email (or none): it reveals nothing about who is registered.",
+    "webauthn_login_verify": "Checks the assertion (signature, challenge, origin, user verification, sign counter) and "
+    "starts a session like POST /login. A sign counter that goes backwards is refused and audited.",
+    "webauthn_credentials": "The signed-in user's passkeys: name, when added, when last used. Never a key.",
+    "webauthn_credential_delete": "Removes one of the signed-in user's passkeys; another user's passkey id is a 404. "
+    "The owner is emailed.",
     "jwks": "The public keys (JWKS) that verify access tokens: the current signing key and, while a key rotates, the "
     "previous one. Cacheable for five minutes.",
     "openid_configuration": "Discovery for resource servers: `issuer` (exactly the tokens' `iss`), `jwks_uri`, the "

@@ -135,6 +135,12 @@ WebAuthnCredential = Annotated[
     Field(
         json_schema_extra={
             "description": "The PublicKeyCredential from navigator.credentials.create() or .get(), as JSON (base64url fields)",
+            "properties": {
+                "id": {"type": "string"},
+                "rawId": {"type": "string"},
+                "type": {"type": "string"},
+                "response": {"type": "object"},
+            },
             "required": ["id", "rawId", "type", "response"],
         }
     ),
