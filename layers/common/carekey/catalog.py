@@ -157,6 +157,10 @@ DETAILS: dict[str, str] = {
     "webauthn_credentials": "The signed-in user's passkeys: name, when added, when last used. Never a key.",
     "webauthn_credential_delete": "Removes one of the signed-in user's passkeys; another user's passkey id is a 404. "
     "The owner is emailed.",
+    "ui": "A page for people, served by the service: sign-up with the emailed code, sign-in with a password or a "
+    "passkey, profile, passkeys, password change and reset, sign-out. Tokens stay in the page's memory; its "
+    "Content-Security-Policy allows only its own script and style. See docs/ui.md.",
+    "ui_asset": "The sign-in page's script and stylesheet, shipped with the service (no CDN, no build step).",
     "jwks": "The public keys (JWKS) that verify access tokens: the current signing key and, while a key rotates, the "
     "previous one. Cacheable for five minutes.",
     "openid_configuration": "Discovery for resource servers: `issuer` (exactly the tokens' `iss`), `jwks_uri`, the "
