@@ -1,4 +1,5 @@
-"""Creates what template.yaml declares (tables with TTL, secrets, queues, SES identities)
+"""Creates what template.yaml declares (tables with TTL, secrets, queues, KMS
+keys by alias, S3 buckets with Object Lock, SES identities)
 in an AWS-compatible endpoint: moto in-process for unit tests, moto's server
 for `make dev`, or any other endpoint."""
 
@@ -50,6 +51,8 @@ def provision(stack: Stack, session: boto3.Session | None = None, endpoint_url: 
             sm.create_secret(Name=name, SecretString=_generated_secret(spec))
 
     provision_queues(stack, session.client("sqs", **kw))
+    provision_keys(stack, session.client("kms", **kw))
+    provision_buckets(stack, session.client("s3", **kw))
 
     ses = session.client("ses", **kw)
     for logical in stack.of_type("AWS::SES::EmailIdentity"):
@@ -95,6 +98,48 @@ def provision_queues(stack: Stack, sqs: Any) -> None:
         if "RedrivePolicy" in props:
             attributes["RedrivePolicy"] = json.dumps(props["RedrivePolicy"])
         sqs.create_queue(QueueName=stack.physical_name(logical), Attributes=attributes)
+
+
+def provision_keys(stack: Stack, kms: Any) -> None:
+    """Every KMS key the template gives an alias to, with its spec and usage
+    (the emulator makes its own key ids; code names keys by alias)."""
+    existing = {a["AliasName"] for a in kms.list_aliases()["Aliases"]}
+    for logical, res in stack.of_type("AWS::KMS::Alias").items():
+        alias = stack.physical_name(logical)
+        if alias in existing:
+            continue
+        key = res["Properties"]["TargetKeyId"]["Ref"]
+        props = stack.resolve(stack.resources[key]["Properties"])
+        created = kms.create_key(
+            Description=str(props.get("Description", key)),
+            KeySpec=props.get("KeySpec", "SYMMETRIC_DEFAULT"),
+            KeyUsage=props.get("KeyUsage", "ENCRYPT_DECRYPT"),
+        )
+        kms.create_alias(AliasName=alias, TargetKeyId=created["KeyMetadata"]["KeyId"])
+
+
+def provision_buckets(stack: Stack, s3: Any) -> None:
+    """Every bucket with its Object Lock default retention, versioning and public
+    access block.  Encryption is not asked of the emulator: it stores plain bytes."""
+    existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
+    for logical, res in stack.of_type("AWS::S3::Bucket").items():
+        name = stack.physical_name(logical)
+        if name in existing:
+            continue
+        props = stack.resolve(res.get("Properties") or {})
+        locked = props.get("ObjectLockEnabled") in (True, "true")
+        s3.create_bucket(Bucket=name, ObjectLockEnabledForBucket=locked)
+        if props.get("VersioningConfiguration"):
+            s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": props["VersioningConfiguration"]["Status"]})
+        lock = props.get("ObjectLockConfiguration")
+        if lock:
+            retention = {k: int(v) if k in ("Days", "Years") else v for k, v in lock["Rule"]["DefaultRetention"].items()}
+            s3.put_object_lock_configuration(
+                Bucket=name, ObjectLockConfiguration={"ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": retention}}
+            )
+        if props.get("PublicAccessBlockConfiguration"):
+            block = {k: v in (True, "true") for k, v in props["PublicAccessBlockConfiguration"].items()}
+            s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=block)
 
 
 _dynamodb_serialised = False

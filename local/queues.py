@@ -225,7 +225,11 @@ class QueuePump:
             busy = False
             for source in self.sources:
                 while batches < max_batches:
-                    count = self.deliver_once(source, retry_now=True)
+                    try:
+                        count = self.deliver_once(source, retry_now=True)
+                    except self.sqs.exceptions.QueueDoesNotExist as exc:
+                        self.on_error(source, exc)  # a test took the queue away; the others still drain
+                        break
                     if not count:
                         break
                     total, batches, busy = total + count, batches + 1, True

@@ -22,7 +22,7 @@ def _service_vars() -> set[str]:
     """Every setting the template gives the functions: the local API sets them
     itself (its own tables, its own port's origin), so the caller's values
     (a test process's, say) must not leak in unless passed on purpose."""
-    return set(Stack().function_environment("RegisterFunction"))
+    return set(Stack().service_environment())
 
 
 def free_port() -> int:

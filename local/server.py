@@ -68,7 +68,7 @@ class DeployedStack(Stack):
 
 def configure_environment(stack: Stack) -> dict[str, str]:
     """The functions' environment from the template; the shell's values win."""
-    env = stack.function_environment("RegisterFunction")
+    env = stack.service_environment()
     env["POWERTOOLS_LOG_LEVEL"] = "WARNING"
     env["POWERTOOLS_TRACE_DISABLED"] = "true"
     env["POWERTOOLS_METRICS_DISABLED"] = "true"

@@ -75,6 +75,10 @@ class Stack:
         kind = resource["Type"]
         if kind == "AWS::SES::EmailIdentity":
             return self.resolve(resource["Properties"]["EmailIdentity"])
+        if kind == "AWS::KMS::Alias":
+            return str(self.resolve(resource["Properties"]["AliasName"]))
+        if kind == "AWS::S3::Bucket":
+            return f"{self.name}-{logical_id}".lower()  # bucket names are lower case
         if kind == "AWS::SQS::Queue":
             props = resource.get("Properties") or {}
             if props.get("QueueName"):
@@ -93,6 +97,7 @@ class Stack:
             "AWS::KMS::Key": f"kms:{self.region}:{self.account}:key/{name}",
             "AWS::Logs::LogGroup": f"logs:{self.region}:{self.account}:log-group:{name}",
             "AWS::SQS::Queue": f"sqs:{self.region}:{self.account}:{name}",
+            "AWS::S3::Bucket": f"s3:::{name}",
         }.get(kind, f"local:{self.region}:{self.account}:{name}")
         return f"arn:aws:{service}"
 
@@ -192,6 +197,14 @@ class Stack:
         own = self.resources[logical_id]["Properties"].get("Environment", {}).get("Variables", {})
         env.update(self.resolve(own))
         return {k: str(v) for k, v in env.items()}
+
+    def service_environment(self) -> dict[str, str]:
+        """Every function's environment in one (the local API runs them in one process)."""
+        env: dict[str, str] = {}
+        for logical in self.of_type("AWS::Serverless::Function"):
+            for key, value in self.function_environment(logical).items():
+                env.setdefault(key, value)
+        return env
 
     def handler_of(self, logical_id: str) -> tuple[Path, str]:
         props = self.resources[logical_id]["Properties"]

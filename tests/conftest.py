@@ -25,7 +25,7 @@ os.environ.pop("AWS_PROFILE", None)
 from local.template import Stack  # noqa: E402
 
 STACK = Stack(name="carekey-test")
-os.environ.update(STACK.function_environment("RegisterFunction"))
+os.environ.update(STACK.service_environment())
 os.environ["TOKEN_ISSUER"] = "http://127.0.0.1:3000"  # the API's URL, as the test client calls it
 os.environ["BCRYPT_COST"] = "4"  # the policy is tested separately; keeps the suite fast
 
@@ -65,6 +65,12 @@ def aws_env():
 @pytest.fixture
 def outbox() -> Outbox:
     return OUTBOX
+
+
+@pytest.fixture
+def queues() -> QueuePump:
+    """The local SQS event source the gateway drains after each request."""
+    return QUEUES
 
 
 @pytest.fixture(scope="session")

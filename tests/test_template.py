@@ -57,7 +57,7 @@ def test_every_catalogued_endpoint_is_a_route_and_back():
 
 
 def test_one_function_per_step_each_with_its_own_kms_encrypted_six_year_log_group():
-    assert len(FUNCTIONS) == 20
+    assert len(FUNCTIONS) == 21  # twenty steps and the audit writer
     for name, fn in FUNCTIONS.items():
         group = fn["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
         props = R[group]["Properties"]
@@ -121,13 +121,89 @@ def test_least_privilege_per_function():
                 assert actions <= {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}, name
 
 
-def test_audit_records_can_be_put_but_only_heads_updated():
-    statements = R["AuditPolicy"]["Properties"]["PolicyDocument"]["Statement"]
-    put = next(s for s in statements if s["Action"] == ["dynamodb:PutItem"])
-    update = next(s for s in statements if s["Action"] == ["dynamodb:UpdateItem"])
-    assert put["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"] == ["chain#*"]
-    assert update["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"] == ["head#*"]
-    assert not any("DeleteItem" in s["Action"] for s in statements)
+def _statements(policy: dict[str, Any]) -> list[dict[str, Any]]:
+    return policy["Properties"]["PolicyDocument"]["Statement"]
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    return statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+
+
+def test_only_the_writer_touches_audit_records_and_it_cannot_delete_them():
+    # Request-path functions may only send to the audit queue
+    for name, fn in FUNCTIONS.items():
+        assert "AuditTable" not in _table_actions(fn), name
+    assert _statements(R["AuditSubmitPolicy"]) == [{"Effect": "Allow", "Action": ["sqs:SendMessage"], "Resource": {"Fn::GetAtt": ["AuditQueue", "Arn"]}}]
+    # The writer puts records (partition "trail") and reads and moves only its head (partition "head")
+    writer = R["AuditWriterFunction"]["Properties"]
+    assert writer["Role"] == {"Fn::GetAtt": ["AuditWriterRole", "Arn"]}
+    statements = R["AuditWriterRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    on_table = [s for s in statements if s["Resource"] == {"Fn::GetAtt": ["AuditTable", "Arn"]}]
+    grants = {tuple(s["Action"]): s["Condition"]["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"] for s in on_table}
+    assert grants == {("dynamodb:BatchWriteItem",): ["trail"], ("dynamodb:GetItem", "dynamodb:UpdateItem"): ["head"]}
+    every_action = [a for s in statements for a in _actions(s)]
+    assert not any(a.endswith(("DeleteItem", "Query", "Scan", "DeleteObject", "DeleteObjectVersion", "*")) for a in every_action)
+    # Records are read only through the auditors' policy, which no function holds
+    read = [a for s in _statements(R["AuditReadPolicy"]) for a in _actions(s)]
+    assert "dynamodb:Query" in read and "kms:VerifyMac" in read and "kms:GenerateMac" not in read
+    for name, fn in FUNCTIONS.items():
+        assert {"Ref": "AuditReadPolicy"} not in fn["Properties"].get("Policies", []), name
+
+
+def test_audit_submissions_queue_in_one_order_and_failures_are_kept():
+    queue = R["AuditQueue"]["Properties"]
+    assert queue["FifoQueue"] is True and queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["AuditDeadLetterQueue", "Arn"]}
+    assert queue["KmsMasterKeyId"] and R["AuditDeadLetterQueue"]["Properties"]["FifoQueue"] is True
+    (event,) = R["AuditWriterFunction"]["Properties"]["Events"].values()
+    assert event["Type"] == "SQS" and event["Properties"]["Queue"] == {"Fn::GetAtt": ["AuditQueue", "Arn"]}
+    # Lambda asks an event source queue's visibility timeout to be six times the function's
+    assert queue["VisibilityTimeout"] >= 6 * R["AuditWriterFunction"]["Properties"]["Timeout"]
+
+
+def test_only_the_writer_may_generate_audit_macs():
+    key = R["AuditMacKey"]["Properties"]
+    assert (key["KeySpec"], key["KeyUsage"]) == ("HMAC_256", "GENERATE_VERIFY_MAC")
+    statements = key["KeyPolicy"]["Statement"]
+    allows = [s for s in statements if s["Effect"] == "Allow" and "kms:GenerateMac" in _actions(s)]
+    assert [s["Principal"] for s in allows] == [{"AWS": {"Fn::GetAtt": ["AuditWriterRole", "Arn"]}}]
+    deny = next(s for s in statements if s["Effect"] == "Deny")
+    assert deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"] == {"Fn::GetAtt": ["AuditWriterRole", "Arn"]}
+    admin = next(s for s in statements if s["Sid"] == "AccountAdministersButCannotMac")
+    assert not any(a in ("kms:*", "kms:GenerateMac") or a.startswith("kms:Generate") for a in _actions(admin))
+
+
+def test_the_archive_is_locked_in_compliance_mode_for_six_years():
+    bucket = R["AuditArchiveBucket"]
+    props = bucket["Properties"]
+    assert bucket["DeletionPolicy"] == "Retain"
+    assert props["ObjectLockConfiguration"]["Rule"]["DefaultRetention"] == {"Mode": "COMPLIANCE", "Days": {"Ref": "AuditRetentionDays"}}
+    assert T["Parameters"]["AuditRetentionDays"]["Default"] == 2192 and T["Parameters"]["AuditRetentionDays"]["MinValue"] == 2192
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    assert all(props["PublicAccessBlockConfiguration"].values())
+    denied = [a for s in _statements(R["AuditArchiveBucketPolicy"]) if s["Effect"] == "Deny" for a in _actions(s)]
+    assert {"s3:DeleteObjectVersion", "s3:PutObjectRetention", "s3:BypassGovernanceRetention"} <= set(denied)
+
+
+def test_data_key_is_used_only_through_aws_services():
+    (statement,) = _statements(R["KeyUsePolicy"])
+    services = statement["Condition"]["StringEquals"]["kms:ViaService"]
+    assert {s["Fn::Sub"].split(".")[0] for s in services} == {"dynamodb", "secretsmanager", "lambda", "sqs", "s3"}
+
+
+def test_every_alarm_reaches_the_topic_an_address_subscribes_to():
+    alarms = _of("AWS::CloudWatch::Alarm")
+    watched = {a["Properties"]["MetricName"] for a in alarms.values()}
+    assert {"AuditSubmissionFailures", "ApproximateNumberOfMessagesVisible", "RefreshReuse", "LoginLockouts", "EmailFailures", "5XXError"} <= watched
+    for name, alarm in alarms.items():
+        assert {"Ref": "AlarmTopic"} in alarm["Properties"]["AlarmActions"], name
+    subscription = R["AlarmEmailSubscription"]
+    assert subscription["Properties"]["Endpoint"] == {"Ref": "AlarmEmail"} and subscription["Properties"]["Protocol"] == "email"
+
+
+def test_access_log_names_the_authorizers_principal():
+    fmt = R["AuthApi"]["Properties"]["AccessLogSetting"]["Format"]
+    assert '"principal":"$context.authorizer.principalId"' in fmt
 
 
 def test_api_authorizer_is_never_cached_and_errors_are_json():

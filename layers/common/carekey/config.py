@@ -28,6 +28,9 @@ class Settings(BaseModel):
     limits_table: str = Field("carekey-limits", alias="LIMITS_TABLE")
     audit_table: str = Field("carekey-audit", alias="AUDIT_TABLE")
     passkeys_table: str = Field("carekey-passkeys", alias="PASSKEYS_TABLE")
+    audit_queue_url: str = Field("", alias="AUDIT_QUEUE_URL")
+    audit_mac_key_id: str = Field("alias/carekey-audit-mac", alias="AUDIT_MAC_KEY_ID")
+    audit_bucket: str = Field("carekey-audit-archive", alias="AUDIT_BUCKET")
 
     signing_secret_id: str = Field("carekey/signing-key", alias="SIGNING_SECRET_ID")
     pepper_secret_id: str = Field("carekey/pepper", alias="PEPPER_SECRET_ID")

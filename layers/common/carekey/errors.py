@@ -148,3 +148,15 @@ class MethodNotAllowed(ServiceError):
     status = 405
     error = "Method not allowed"
     message = "This path does not accept that method."
+
+
+class AuditUnavailable(ServiceError):
+    """The audit trail could not take the event: the request fails closed."""
+
+    status = 503
+    error = "Service unavailable"
+    message = "The service could not record this request. Please try again shortly."
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.headers = {"Retry-After": "5"}

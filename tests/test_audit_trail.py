@@ -1,0 +1,354 @@
+"""The audit trail: functions submit, one writer chains with a KMS MAC and
+stores each record in DynamoDB and in the Object-Locked archive; any change
+to either copy is detected, nothing submitted is lost, and a request whose
+event cannot be submitted fails closed."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import datetime, timezone
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from carekey import audit, audit_trail, audit_verify, audit_writer
+from carekey.api import Client
+from carekey.config import settings
+
+from tests.client import PASSWORD
+
+
+def ddb():
+    return boto3.client("dynamodb")
+
+
+def s3():
+    return boto3.client("s3")
+
+
+def submit(n: int, prefix: str = "evt") -> None:
+    for i in range(n):
+        audit.record("login", "failure", Client(ip="203.0.113.9", user_agent="test", request_id=f"{prefix}-{i}"), email_hash=f"h{i}")
+
+
+@pytest.fixture
+def trail(queues) -> list[dict[str, Any]]:
+    """Given 25 events written by the writer (three archive objects)."""
+    submit(25)
+    queues.drain()
+    records = [audit_trail.stored_form(i) for i in audit_trail.AuditRecord.query(audit_trail.TRAIL)]
+    assert [r["seq"] for r in records] == list(range(1, 26))
+    assert audit_verify.verify().intact
+    return records
+
+
+def archive_keys() -> list[str]:
+    return sorted(o["Key"] for o in s3().list_objects_v2(Bucket=settings().audit_bucket)["Contents"])
+
+
+def put_record(record: dict[str, Any]) -> None:
+    """Write a record into DynamoDB as someone holding table write access would."""
+    item = audit_trail.AuditRecord(audit_trail.TRAIL, record["seq"], subject=record["user_id"] or record["email_hash"])
+    for k, v in record.items():
+        if k != "seq":
+            setattr(item, k, v)
+    item.save()
+
+
+def move_head(last: dict[str, Any]) -> None:
+    head = audit_trail.AuditRecord.get(audit_trail.HEAD, 0)
+    head.update(actions=[audit_trail.AuditRecord.last_seq.set(last["seq"]), audit_trail.AuditRecord.last_hash.set(last["hash"])])
+
+
+def problems() -> tuple[int | None, str]:
+    verdict = audit_verify.verify()
+    assert not verdict.intact
+    return verdict.first_bad, "\n".join(p for _, p in verdict.problems)
+
+
+# ---- the request path -------------------------------------------------------------
+
+
+def test_a_request_submits_its_event_and_the_writer_chains_it(api, queues):
+    # Given a registration
+    api.register("chained@example.com")
+    # Then its event is a MAC'd record in DynamoDB and in the locked archive
+    records = [audit_trail.stored_form(i) for i in audit_trail.AuditRecord.query(audit_trail.TRAIL)]
+    assert [(r["seq"], r["event"], r["outcome"]) for r in records] == [(1, "register", "success")]
+    assert records[0]["prev_hash"] == audit_trail.GENESIS and audit_trail.verify_mac(audit_trail.canonical(records[0]), records[0]["mac"])
+    (key,) = archive_keys()
+    assert key == "trail/000000000001-000000000001.jsonl"
+    assert json.loads(s3().get_object(Bucket=settings().audit_bucket, Key=key)["Body"].read()) == records[0]
+    # And the archive object is locked in COMPLIANCE mode for the retention the template sets
+    head = s3().head_object(Bucket=settings().audit_bucket, Key=key)
+    assert head["ObjectLockMode"] == "COMPLIANCE"
+    days = (head["ObjectLockRetainUntilDate"].date() - datetime.now(timezone.utc).date()).days
+    assert 2191 <= days <= 2193
+
+
+def test_a_request_whose_event_cannot_be_submitted_fails_closed(api):
+    # Given the audit queue is gone
+    boto3.client("sqs").delete_queue(QueueUrl=settings().audit_queue_url)
+    # When a person logs in (a request that must be audited)
+    response = api.post("/login", {"email": "nobody@example.com", "password": PASSWORD})
+    # Then it fails with 503 and the documented error, never a silent success
+    assert response.status == 503
+    assert response.json() == {"error": "Service unavailable", "message": "The service could not record this request. Please try again shortly."}
+    assert response.headers["Retry-After"] == "5"
+
+
+def test_a_successful_flow_does_not_succeed_unaudited(api):
+    # Given a verified person, then the audit queue gone
+    api.verified_user("strict@example.com")
+    boto3.client("sqs").delete_queue(QueueUrl=settings().audit_queue_url)
+    # When they log in with the right password
+    response = api.post("/login", {"email": "strict@example.com", "password": PASSWORD})
+    # Then no tokens are handed out
+    assert response.status == 503 and "access" not in response.json()
+
+
+# ---- the writer -------------------------------------------------------------------
+
+
+def _sqs_event(bodies: list[str]) -> dict[str, Any]:
+    return {"Records": [{"messageId": f"m{i}", "body": b, "attributes": {}} for i, b in enumerate(bodies)]}
+
+
+def _submission(event_id: str) -> str:
+    return json.dumps({"v": 1, "event_id": event_id, "event": "logout", "outcome": "this_session", "at": "2026-01-01T00:00:00.000000Z", "user_id": "u1"})
+
+
+def test_a_redelivered_batch_is_not_written_twice():
+    # Given a batch the writer has written
+    event = _sqs_event([_submission("a"), _submission("b")])
+    audit_writer.handle_batch(event)
+    # When SQS delivers it again, plus one new event
+    audit_writer.handle_batch(_sqs_event([_submission("a"), _submission("b"), _submission("c")]))
+    # Then each event is in the chain once
+    verdict = audit_verify.verify()
+    assert verdict.intact and verdict.records == verdict.archived == 3
+    assert [r["event_id"] for r in audit_verify.trail_of("u1")] == ["a", "b", "c"]
+
+
+def test_a_batch_committed_but_not_archived_is_archived_on_the_retry(monkeypatch):
+    # Given the archive fails once, after the batch is committed and in DynamoDB
+    real_client = audit_writer.aws.client
+
+    class FlakyS3:
+        failed = False
+
+        def put_object(self, **kw):
+            if not FlakyS3.failed:
+                FlakyS3.failed = True
+                raise ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "down"}}, "PutObject")
+            return real_client("s3").put_object(**kw)
+
+    monkeypatch.setattr(audit_writer.aws, "client", lambda service: FlakyS3() if service == "s3" else real_client(service))
+    event = _sqs_event([_submission("x"), _submission("y")])
+    with pytest.raises(ClientError):
+        audit_writer.handle_batch(event)
+    monkeypatch.undo()
+    # Then verify says the batch is written but not yet archived, which is allowed
+    assert audit_verify.verify().intact
+    assert "Contents" not in s3().list_objects_v2(Bucket=settings().audit_bucket)
+    # When SQS delivers the batch again
+    audit_writer.handle_batch(event)
+    # Then it is archived once and written once
+    verdict = audit_verify.verify()
+    assert verdict.intact and verdict.records == verdict.archived == 2
+    assert archive_keys() == ["trail/000000000001-000000000002.jsonl"]
+
+
+def test_an_unreadable_submission_is_recorded_not_dropped():
+    # Given a message that is not a submission between two that are
+    audit_writer.handle_batch(_sqs_event([_submission("ok1"), "{not json", _submission("ok2")]))
+    # Then all three are in the verified chain, the odd one by its message id
+    records = [audit_trail.stored_form(i) for i in audit_trail.AuditRecord.query(audit_trail.TRAIL)]
+    assert [r["event"] for r in records] == ["logout", "invalid_submission", "logout"]
+    assert records[1]["detail"] == {"message_id": "m1"}
+    assert audit_verify.verify().intact
+
+
+@pytest.mark.slow
+def test_a_thousand_events_from_twenty_threads_are_all_in_the_verified_chain(queues):
+    # Given 20 threads submitting 50 events each while the queue is consumed in the background
+    queues.start(interval=0.05)
+    failures: list[BaseException] = []
+
+    def worker(t: int) -> None:
+        try:
+            submit(50, prefix=f"t{t}")
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(20)]
+    try:
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+    finally:
+        queues.stop()
+    queues.drain()
+    assert failures == []
+    # Then the chain verifies and holds every one of the 1,000 events exactly once
+    verdict = audit_verify.verify()
+    assert verdict.problems == []
+    assert verdict.records == verdict.archived == 1000
+    request_ids = [i.request_id for i in audit_trail.AuditRecord.query(audit_trail.TRAIL)]
+    assert sorted(request_ids) == sorted(f"t{t}-{i}" for t in range(20) for i in range(50))
+    # And each thread's events are in the order it submitted them
+    for t in range(20):
+        mine = [int(r.split("-")[1]) for r in request_ids if r.startswith(f"t{t}-")]
+        assert mine == sorted(mine)
+
+
+# ---- tampering with DynamoDB ------------------------------------------------------
+
+
+def test_dynamodb_edit_is_detected(trail):
+    # When someone changes one record's outcome
+    ddb().update_item(
+        TableName=settings().audit_table,
+        Key={"chain": {"S": "trail"}, "seq": {"N": "7"}},
+        UpdateExpression="SET outcome = :o",
+        ExpressionAttributeValues={":o": {"S": "success"}},
+    )
+    first, text = problems()
+    assert first == 7
+    assert "record 7 does not match its SHA-256" in text and "record 7 has no valid MAC" in text
+    assert "record 7 differs between DynamoDB and the archive" in text
+
+
+def test_dynamodb_delete_is_detected(trail):
+    ddb().delete_item(TableName=settings().audit_table, Key={"chain": {"S": "trail"}, "seq": {"N": "4"}})
+    first, text = problems()
+    assert first == 4
+    assert "expected record 4, found record 5" in text and "record 4 is in the archive but not in DynamoDB" in text
+
+
+def test_dynamodb_insert_is_detected(trail):
+    # When someone appends a well-linked record with a made-up MAC and moves the head
+    forged = {**trail[-1], "seq": 26, "event_id": "forged", "outcome": "success", "prev_hash": trail[-1]["hash"]}
+    forged["hash"] = audit_trail.digest(forged)
+    forged["mac"] = "AAAA"
+    put_record(forged)
+    move_head(forged)
+    first, text = problems()
+    assert first == 26
+    assert "record 26 has no valid MAC" in text and "record 26 is in DynamoDB but not in the archive" in text
+
+
+def test_dynamodb_reorder_is_detected(trail):
+    # When someone swaps the contents of records 10 and 11, keeping their numbers
+    a, b = trail[9], trail[10]
+    put_record({**b, "seq": 10})
+    put_record({**a, "seq": 11})
+    first, text = problems()
+    assert first == 10
+    assert "record 10 does not link to the record before it" in text
+
+
+def test_dynamodb_consistent_rewrite_with_recomputed_sha256_is_detected(trail):
+    # When someone edits record 5 and recomputes every later SHA-256 and link, and the head
+    prev = trail[3]["hash"]
+    rewritten = []
+    for r in trail[4:]:
+        r = {**r, "prev_hash": prev}
+        if r["seq"] == 5:
+            r["outcome"] = "success"
+        r["hash"] = prev = audit_trail.digest(r)
+        rewritten.append(r)
+        put_record(r)
+    move_head(rewritten[-1])
+    first, text = problems()
+    # Then hashes and links agree, but not one rewritten record has a valid MAC
+    assert first == 5
+    assert "SHA-256" not in text and "does not link" not in text
+    for seq in range(5, 26):
+        assert f"DynamoDB: record {seq} has no valid MAC" in text
+
+
+# ---- tampering with the archive ---------------------------------------------------
+
+
+def test_archive_versions_cannot_be_deleted_or_unlocked(trail):
+    key = archive_keys()[0]
+    version = s3().list_object_versions(Bucket=settings().audit_bucket, Prefix=key)["Versions"][0]["VersionId"]
+    with pytest.raises(ClientError) as denied:
+        s3().delete_object(Bucket=settings().audit_bucket, Key=key, VersionId=version)
+    assert denied.value.response["Error"]["Code"] == "AccessDenied"
+    assert audit_verify.verify().intact
+
+
+def _rewrite_object(key: str, change) -> None:
+    lines = s3().get_object(Bucket=settings().audit_bucket, Key=key)["Body"].read().decode().splitlines()
+    records = change([json.loads(ln) for ln in lines])
+    s3().put_object(Bucket=settings().audit_bucket, Key=key, Body="".join(json.dumps(r) + "\n" for r in records).encode())
+
+
+def test_archive_edit_is_detected_and_the_original_kept(trail):
+    key = archive_keys()[1]  # records 11-20
+    _rewrite_object(key, lambda rs: [{**r, "outcome": "success"} if r["seq"] == 12 else r for r in rs])
+    first, text = problems()
+    assert first == 11
+    assert f"archive: {key} has 2 versions" in text
+    # The verifier reads the locked original, which still matches DynamoDB
+    assert "differs" not in text
+
+
+def test_archive_delete_is_detected(trail):
+    key = archive_keys()[2]
+    s3().delete_object(Bucket=settings().audit_bucket, Key=key)
+    first, text = problems()
+    assert first == 21 and "has a delete marker" in text
+
+
+def test_archive_insert_is_detected(trail):
+    forged = {**trail[-1], "seq": 26, "event_id": "forged", "prev_hash": trail[-1]["hash"], "mac": "AAAA"}
+    forged["hash"] = audit_trail.digest(forged)
+    s3().put_object(Bucket=settings().audit_bucket, Key=audit_trail.archive_key(26, 26), Body=(json.dumps(forged) + "\n").encode())
+    first, text = problems()
+    assert first == 26
+    assert "archive: record 26 has no valid MAC" in text and "record 26 is in the archive but not in DynamoDB" in text
+
+
+def test_archive_reorder_is_detected(trail):
+    key = archive_keys()[0]
+    _rewrite_object(key, lambda rs: [rs[1], rs[0], *rs[2:]])
+    first, text = problems()
+    assert first == 1 and f"archive: {key} has 2 versions" in text
+
+
+def test_archive_consistent_rewrite_with_recomputed_sha256_is_detected(trail):
+    key = archive_keys()[0]
+
+    def rewrite(records):
+        prev, out = audit_trail.GENESIS, []
+        for r in records:
+            r = {**r, "prev_hash": prev, "outcome": "success"}
+            r["hash"] = prev = audit_trail.digest(r)
+            out.append(r)
+        return out
+
+    _rewrite_object(key, rewrite)
+    first, text = problems()
+    assert first == 1 and f"archive: {key} has 2 versions" in text
+
+
+def test_an_extra_object_restating_records_is_detected(trail):
+    # When someone adds objects that re-state records 5-14, consistently rehashed, and one of another name
+    prev, forged = trail[3]["hash"], []
+    for r in trail[4:14]:
+        r = {**r, "prev_hash": prev, "outcome": "success"}
+        r["hash"] = prev = audit_trail.digest(r)
+        forged.append(r)
+    body = "".join(json.dumps(r) + "\n" for r in forged).encode()
+    s3().put_object(Bucket=settings().audit_bucket, Key=audit_trail.archive_key(5, 14), Body=body)
+    s3().put_object(Bucket=settings().audit_bucket, Key="trail/notes.txt", Body=b"x")
+    first, text = problems()
+    assert first == 0
+    assert "archive: trail/notes.txt is not an object the writer writes" in text
+    assert "archive: record 5 has no valid MAC" in text and "archive: expected record 6, found record 5" in text
