@@ -63,3 +63,17 @@ def test_the_authorizer_sample_is_refused_without_a_real_token():
     assert "context" not in result
     with pytest.raises(Exception, match="^Unauthorized$"):
         handler(STACK, "AuthorizerFunction")({**event, "authorizationToken": "Basic abc"}, LambdaContext("authorizer", "sample"))
+
+
+def test_the_audit_writer_sample_becomes_one_verified_record():
+    # Given the sample SQS event of one submitted audit event
+    event = json.loads((EVENTS / "audit_writer.json").read_text())
+    # When the writer handles it
+    handler(STACK, "AuditWriterFunction")(event, LambdaContext("audit_writer", "sample"))
+    # Then the chain holds it, MAC'd, in both copies
+    from carekey import audit_verify
+
+    verdict = audit_verify.verify()
+    assert verdict.intact and verdict.records == verdict.archived == 1
+    (record,) = audit_verify.trail_of("3f2a6c1e-5b7d-4e8f-9a0b-1c2d3e4f5a6b")
+    assert (record["seq"], record["event"], record["outcome"]) == (1, "logout", "this_session")
