@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import boto3
-from carekey import store
+from carekey import otp, store
 
 from tests.client import PASSWORD
 
 
-def test_register_creates_an_unverified_account_and_emails_a_code(api, outbox):
+def test_register_keeps_a_pending_sign_up_and_emails_a_code(api, outbox):
     # When
     r = api.register("  New.Person@Example.COM ", phone_number="+15551234567")
     # Then
@@ -22,18 +22,32 @@ def test_register_creates_an_unverified_account_and_emails_a_code(api, outbox):
     assert user["phone_number"] == "+15551234567"
     [mail] = outbox.to("new.person@example.com")
     assert mail["text"] and mail["html"] and "expires in 10 minutes" in mail["text"]
-    stored = store.user_by_email("new.person@example.com")
-    assert stored is not None and not stored.is_verified
-    assert PASSWORD not in stored.password_hash
+    assert store.user_by_email("new.person@example.com") is None  # no account until the code comes back
+    pending = store.pending_signup(otp.email_key("new.person@example.com"))
+    assert pending is not None and pending.signup_id == user["id"]
+    assert PASSWORD not in pending.password_hash
+
+
+def test_the_code_turns_the_sign_up_into_a_verified_account(api):
+    # Given a sign-up
+    signup = api.register("made@example.com", phone_number="+15551234567").json()["user"]
+    # When its code comes back
+    assert api.post("/verify-otp", {"email": "made@example.com", "otp": api.latest_code("made@example.com")}).status == 200
+    # Then the account is the sign-up's, and the sign-up is gone
+    user = store.user_by_email("made@example.com")
+    assert user.is_verified and user.user_id == signup["id"] and user.first_name == "Ada" and user.phone_number == "+15551234567"
+    assert store.pending_signup(otp.email_key("made@example.com")) is None
+    assert api.login("made@example.com")["user"] == {**signup, "isVerified": True}
 
 
 def test_register_stores_only_a_keyed_hash_of_the_code(api):
     api.register("hash@example.com")
     code = api.latest_code("hash@example.com")
     items = boto3.client("dynamodb").scan(TableName=store.OtpItem.Meta.table_name)["Items"]
-    assert len(items) == 1
+    codes = [i for i in items if "code_hash" in i]
+    assert len(codes) == 1
     assert code not in str(items)
-    assert len(items[0]["code_hash"]["S"]) == 64
+    assert len(codes[0]["code_hash"]["S"]) == 64
 
 
 def test_register_reports_each_invalid_field(api):
@@ -74,6 +88,7 @@ def test_register_refuses_common_numeric_and_personal_passwords_with_reasons(api
 def test_a_taken_email_gets_the_same_answer_and_the_owner_a_notice(api, outbox, settings_override):
     settings_override(OTP_RESEND_COOLDOWN_SECONDS="0")
     first = api.register("owner@example.com")
+    api.post("/verify-otp", {"email": "owner@example.com", "otp": api.latest_code("owner@example.com")})
     original = store.user_by_email("owner@example.com")
 
     second = api.register("Owner@example.com", password="another-long-passphrase", first_name="Mallory")
@@ -114,7 +129,7 @@ def test_wrong_expired_unknown_and_already_verified_all_answer_alike(api, monkey
     monkeypatch.setattr(store, "now", lambda: real_now + 10 * 60 + 1)
     answers.append(api.post("/verify-otp", {"email": "late@example.com", "otp": late_code}))
     monkeypatch.undo()
-    assert not store.user_by_email("late@example.com").is_verified
+    assert store.user_by_email("late@example.com") is None
 
     api.post("/verify-otp", {"email": "wrong@example.com", "otp": code})
     answers.append(api.post("/verify-otp", {"email": "wrong@example.com", "otp": code}))
@@ -159,17 +174,15 @@ def test_resend_refuses_an_unknown_context(api):
     assert r.status == 400 and "context" in r.json()
 
 
-def test_email_failure_keeps_the_account_and_a_later_resend_works(api, outbox, settings_override):
+def test_email_failure_keeps_the_sign_up_and_a_later_resend_works(api, outbox, settings_override):
     settings_override(OTP_RESEND_COOLDOWN_SECONDS="0")
     ses = boto3.client("ses")
     ses.delete_identity(Identity="no-reply@example.com")
 
     r = api.register("unlucky@example.com")
 
-    assert r.status == 201
-    assert r.json()["otp_sent"] is False
-    assert "could not be sent" in r.json()["message"]
-    assert store.user_by_email("unlucky@example.com") is not None
+    assert r.status == 201  # the answer does not wait for the email
+    assert store.pending_signup(otp.email_key("unlucky@example.com")) is not None
 
     ses.verify_email_identity(EmailAddress="no-reply@example.com")
     assert api.post("/resend-otp", {"email": "unlucky@example.com"}).status == 200

@@ -227,7 +227,7 @@ def test_transport_tls_and_waf():
 @pytest.mark.parametrize("param", ["BcryptCost", "OtpMaxAttempts", "OtpResendCooldownSeconds", "OtpSendsPerHour", "LoginLockoutThreshold",
                                    "LoginLockoutMaxSeconds", "LoginFailuresPerHour", "IpFailuresPerHour", "SessionIdleMinutes",
                                    "SessionMaxHours", "AccessTokenMinutes", "RefreshTokenHours", "MaxBodyBytes",
-                                   "WebAuthnChallengeSeconds", "WebAuthnMaxPasskeys"])
+                                   "WebAuthnChallengeSeconds", "WebAuthnMaxPasskeys", "IpCodeRequestsPerHour", "SignupTtlHours"])
 def test_every_limit_is_a_parameter_whose_default_matches_the_code(param):
     from carekey.config import Settings
 

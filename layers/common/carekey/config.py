@@ -66,6 +66,8 @@ class Settings(BaseModel):
     login_failures_per_hour: int = Field(100, ge=1, alias="LOGIN_FAILURES_PER_HOUR")
     ip_failures_per_hour: int = Field(100, ge=1, alias="IP_FAILURES_PER_HOUR")
     ip_registrations_per_hour: int = Field(20, ge=1, alias="IP_REGISTRATIONS_PER_HOUR")
+    ip_code_requests_per_hour: int = Field(30, ge=1, alias="IP_CODE_REQUESTS_PER_HOUR")
+    signup_ttl_hours: int = Field(24, ge=1, le=24 * 7, alias="SIGNUP_TTL_HOURS")
 
     # Browser origins that may call the API (comma-separated, exact scheme://host[:port]); empty: none.
     cors_allowed_origins: str = Field("", alias="CORS_ALLOWED_ORIGINS")
@@ -98,6 +100,10 @@ class Settings(BaseModel):
     @property
     def otp_ttl_seconds(self) -> int:
         return self.otp_ttl_minutes * 60
+
+    @property
+    def signup_ttl_seconds(self) -> int:
+        return self.signup_ttl_hours * 3600
 
     @property
     def allowed_origins(self) -> list[str]:

@@ -4,14 +4,18 @@ Every key is derived from the normalised email or the source IP through a
 keyed hash, whether or not an account exists, so limits behave the same for
 strangers and customers and reveal nothing.  Defaults (all configurable):
 
-- codes: 5 tries per code; 60 s between two codes of one kind to one address;
-  5 emails an hour to one address.
+- codes: 5 tries per code; 60 s between two emails of one kind to one address;
+  5 emails actually sent an hour to one address (silent: nothing is sent, the
+  answer does not change).
 - login: lockout from the 5th failure with waits that double from 30 s to
   15 minutes; at most 100 failures per account per hour.
-- per source IP: 100 failed logins or code checks an hour; 20 sign-ups an hour.
+- per source IP: 100 failed logins or code checks an hour; 20 sign-ups an hour;
+  30 requests for a code (forgot-password, resends) an hour.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from carekey import errors, store
 from carekey.api import Client
@@ -60,16 +64,44 @@ def registration_allowed(client: Client) -> None:
         raise errors.RateLimited(_seconds_left_in_hour())
 
 
-def claim_email_send(email: str, purpose: str) -> None:
-    """Take a send slot for this address or raise RateLimited: one email per
-    purpose per cooldown, and an hourly cap across purposes."""
+def code_requests_allowed(client: Client) -> None:
+    """forgot-password and both resends: a cap per source IP an hour (429), the
+    only refusal those endpoints give, since it says nothing about an address."""
+    if store.count_hit(f"coderequest#{_ip_key(client)}", HOUR) > settings().ip_code_requests_per_hour:
+        raise errors.RateLimited(_seconds_left_in_hour())
+
+
+@dataclass(frozen=True)
+class SendSlot:
+    """The right to send one email to an address now."""
+
+    email_key: str
+    cooldown_key: str
+    taken_at: int
+
+
+def take_send_slot(email: str, purpose: str, cooldown: bool = True) -> SendSlot | None:
+    """None when the address is at its hourly cap, or has had an email of this
+    kind within the cooldown; callers then send nothing and say nothing.  With
+    `cooldown=False` (the code of a new sign-up) the cooldown does not hold the
+    email back, but it starts again for the emails after it."""
     cfg = settings()
     key = email_key(email)
-    wait = store.claim_send_slot(f"send#{purpose}#{key}", cfg.otp_resend_cooldown_seconds)
-    if wait:
-        raise errors.RateLimited(wait, "Please wait before requesting another code.")
-    if store.count_hit(f"sendhour#{key}", HOUR) > cfg.otp_sends_per_hour:
-        raise errors.RateLimited(_seconds_left_in_hour(), "Too many codes requested for this address. Try again later.")
+    if store.counter_value(f"sendhour#{key}", HOUR) >= cfg.otp_sends_per_hour:
+        return None
+    slot = f"send#{purpose}#{key}"
+    taken_at = store.claim_send_slot(slot, cfg.otp_resend_cooldown_seconds if cooldown else 0)
+    return None if taken_at is None else SendSlot(key, slot, taken_at)
+
+
+def email_sent(slot: SendSlot) -> None:
+    """Count a sent email against the address's hourly cap (only sent ones count)."""
+    store.count_hit(f"sendhour#{slot.email_key}", HOUR)
+
+
+def email_not_sent(slot: SendSlot) -> None:
+    """Give the cooldown back, so a retry of the same work can send."""
+    store.release_send_slot(slot.cooldown_key, slot.taken_at)
 
 
 def login_gate(email: str) -> str:

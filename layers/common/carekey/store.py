@@ -7,9 +7,12 @@ resources), and the key schema here matches the template's tables.
 
 Tables
 - users:    USER#<id> items (the account) and EMAIL#<email> items (the claim
-            that makes an email unique); both written in one transaction.
+            that makes an email unique); both written in one transaction,
+            when a sign-up's email is verified.
 - otps:     one item per (purpose, keyed hash of email): the newest code's
-            HMAC, its expiry (checked in code) and a TTL for housekeeping.
+            HMAC, its expiry (checked in code) and a TTL for housekeeping;
+            and one signup#<keyed hash of email> item per address: the newest
+            sign-up waiting for its code (expiry checked in code, TTL cleans up).
 - sessions: one item per signed-in session (its refresh-token chain, as digests).
 - limits:   counters and lockouts keyed by hashes of emails and source IPs.
 - passkeys: one item per (user, WebAuthn credential): its public key and
@@ -35,7 +38,7 @@ from pynamodb.attributes import (
     UTCDateTimeAttribute,
 )
 from pynamodb.connection import Connection
-from pynamodb.exceptions import DoesNotExist, PynamoDBException, TransactWriteError, UpdateError
+from pynamodb.exceptions import DeleteError, DoesNotExist, PynamoDBException, TransactWriteError, UpdateError
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
@@ -166,6 +169,39 @@ class OtpItem(Model):
     ttl = TTLAttribute(null=True)
 
 
+class SignupItem(Model):
+    """A sign-up waiting for its email to be verified.  It proves nothing and
+    claims nothing: the next sign-up for the address replaces it, and only the
+    code sent for it turns it into an account."""
+
+    class Meta(_Meta):
+        table_name = settings().otp_table
+
+    pk = UnicodeAttribute(hash_key=True)
+    signup_id = UnicodeAttribute()
+    email = UnicodeAttribute()
+    first_name = UnicodeAttribute(default="")
+    last_name = UnicodeAttribute(default="")
+    phone_number = UnicodeAttribute(null=True)
+    password_hash = UnicodeAttribute()
+    created_at = NumberAttribute()
+    expires_at = NumberAttribute()
+    ttl = TTLAttribute(null=True)
+
+    def public(self) -> User:
+        """What the sign-up answer shows: the account this sign-up would become."""
+        joined = datetime.fromtimestamp(int(self.created_at), tz=timezone.utc)
+        return User(
+            id=self.signup_id,
+            email=self.email,
+            first_name=self.first_name,
+            last_name=self.last_name,
+            phone_number=self.phone_number,
+            isVerified=False,
+            date_joined=joined.isoformat().replace("+00:00", "Z"),
+        )
+
+
 class SessionItem(Model):
     """One signed-in session: a chain of refresh tokens, each replacing the last.
 
@@ -253,44 +289,6 @@ def _connection() -> Connection:
 # ---- users ------------------------------------------------------------------------
 
 
-class EmailTaken(Exception):
-    pass
-
-
-def new_user(email: str, password_hash: str, first_name: str, last_name: str, phone_number: str | None) -> UserItem:
-    user_id = str(uuid.uuid4())
-    return UserItem(
-        f"USER#{user_id}",
-        user_id=user_id,
-        email=email,
-        first_name=first_name,
-        last_name=last_name,
-        phone_number=phone_number or None,
-        password_hash=password_hash,
-        is_verified=False,
-        is_active=True,
-        token_version=0,
-        date_joined=datetime.now(timezone.utc).replace(microsecond=0),
-    )
-
-
-def create_user(user: UserItem) -> None:
-    """Create the account and claim its email in one transaction: two racing
-    registrations of one email make exactly one account.  EmailTaken only when
-    the claim's condition failed, never on a conflict or a throttle."""
-    claim = EmailClaim(f"EMAIL#{user.email}", user_id=user.user_id)
-
-    def build(tx: TransactWrite) -> None:
-        tx.save(claim, condition=EmailClaim.pk.does_not_exist())
-        tx.save(user, condition=UserItem.pk.does_not_exist())
-
-    codes = _write_transaction(build)
-    if codes and codes[0] == CONDITION_FAILED:  # item 0: the claim (both are puts, in order)
-        raise EmailTaken()
-    if codes:
-        raise RuntimeError("a new user id already exists")
-
-
 def user_by_id(user_id: str) -> UserItem | None:
     try:
         return UserItem.get(f"USER#{user_id}", consistent_read=True)
@@ -304,6 +302,69 @@ def user_by_email(email: str) -> UserItem | None:
     except DoesNotExist:
         return None
     return user_by_id(claim.user_id)
+
+
+def signup_key(email_key: str) -> str:
+    return f"signup#{email_key}"
+
+
+def put_signup(
+    email_key: str, email: str, password_hash: str, first_name: str, last_name: str, phone_number: str | None, lifetime_seconds: int
+) -> SignupItem:
+    """Store a sign-up for this address, replacing any earlier one (whoever made it)."""
+    t = now()
+    signup = SignupItem(
+        signup_key(email_key),
+        signup_id=str(uuid.uuid4()),
+        email=email,
+        first_name=first_name,
+        last_name=last_name,
+        phone_number=phone_number or None,
+        password_hash=password_hash,
+        created_at=t,
+        expires_at=t + lifetime_seconds,
+        ttl=_ttl(lifetime_seconds + 86400),
+    )
+    signup.save()
+    return signup
+
+
+def pending_signup(email_key: str) -> SignupItem | None:
+    """The address's newest sign-up, unless it has expired."""
+    try:
+        signup = SignupItem.get(signup_key(email_key), consistent_read=True)
+    except DoesNotExist:
+        return None
+    return signup if int(signup.expires_at) > now() else None
+
+
+def activate_signup(code_key: str, code_hash: str, signup: SignupItem) -> UserItem | None:
+    """Use up the code, retire the sign-up it was sent for and create the
+    verified account with that sign-up's password, in one transaction.  Fails
+    (None) when the code does not hold, when a later sign-up replaced this one,
+    or when the address has an account already."""
+    user = UserItem(
+        f"USER#{signup.signup_id}",
+        user_id=signup.signup_id,
+        email=signup.email,
+        first_name=signup.first_name,
+        last_name=signup.last_name,
+        phone_number=signup.phone_number,
+        password_hash=signup.password_hash,
+        is_verified=True,
+        is_active=True,
+        token_version=0,
+        date_joined=datetime.fromtimestamp(int(signup.created_at), tz=timezone.utc),
+    )
+    claim = EmailClaim(f"EMAIL#{signup.email}", user_id=signup.signup_id)
+
+    def build(tx: TransactWrite) -> None:
+        tx.delete(OtpItem(code_key), condition=_consume_condition(code_hash))
+        tx.delete(SignupItem(signup.pk), condition=(SignupItem.signup_id == signup.signup_id) & (SignupItem.expires_at > now()))
+        tx.save(claim, condition=EmailClaim.pk.does_not_exist())
+        tx.save(user, condition=UserItem.pk.does_not_exist())
+
+    return None if _write_transaction(build) else user
 
 
 def update_profile(user_id: str, changes: dict[str, str | None]) -> UserItem | None:
@@ -393,6 +454,33 @@ def put_otp(key: str, user_id: str, code_hash: str, ttl_seconds: int, budget_win
         item.update(actions=common)
 
 
+def put_signup_code(key: str, signup: SignupItem, code_hash: str, ttl_seconds: int, budget_window: int = 3600) -> bool:
+    """`put_otp` for the code of a sign-up, only while that sign-up is the
+    address's newest: a slow worker can never bind the address's code to a
+    sign-up that a later one replaced.  False when it was replaced or expired."""
+    t = now()
+    common = [
+        OtpItem.user_id.set(signup.signup_id),
+        OtpItem.code_hash.set(code_hash),
+        OtpItem.expires_at.set(t + ttl_seconds),
+        OtpItem.ttl.set(_ttl(ttl_seconds + 86400)),
+    ]
+    fresh_budget = OtpItem.window_start.does_not_exist() | (OtpItem.window_start < t - budget_window)
+    # With a fresh budget if its window has passed, else keeping the budget.
+    for actions, condition in (([*common, OtpItem.attempts.set(0), OtpItem.window_start.set(t)], fresh_budget), (common, None)):
+
+        def build(tx: TransactWrite, actions: list[Any] = actions, condition: Any = condition) -> None:
+            tx.condition_check(SignupItem, signup.pk, condition=(SignupItem.signup_id == signup.signup_id) & (SignupItem.expires_at > t))
+            tx.update(OtpItem(key), actions=actions, condition=condition)
+
+        codes = _write_transaction(build)  # item 0: the sign-up's check; item 1: the code
+        if not codes:
+            return True
+        if codes[0] == CONDITION_FAILED:
+            return False
+    return False
+
+
 def reserve_otp_try(key: str) -> OtpRecord | None:
     """Count one try against the code *before* it is compared, atomically, so
     parallel guesses cannot exceed the budget.  None when there is no code."""
@@ -412,8 +500,8 @@ def _consume_condition(code_hash: str) -> Any:
 
 
 def verify_email(key: str, code_hash: str, user_id: str) -> bool:
-    """Use up the code and mark the account verified, in one transaction.
-    False when the code was used up or replaced meanwhile, or the account is
+    """Use up the code and mark an account created unverified (before sign-ups
+    were kept apart from accounts) verified, in one transaction.  False when the code was used up or replaced meanwhile, or the account is
     gone or already verified.  The try budget was enforced when this try was
     reserved, so parallel right answers cannot starve each other: exactly one
     of them uses the code up."""
@@ -610,9 +698,9 @@ def counter_value(key: str, window_seconds: int) -> int:
         return 0
 
 
-def claim_send_slot(key: str, cooldown_seconds: int) -> int:
-    """Take the right to send an email to this address now.  Returns 0 when
-    granted, else the seconds left in the cooldown."""
+def claim_send_slot(key: str, cooldown_seconds: int) -> int | None:
+    """Take the right to send an email to this address now: the time taken,
+    or None while the cooldown runs."""
     t = now()
     item = LimitItem(key)
     try:
@@ -623,9 +711,17 @@ def claim_send_slot(key: str, cooldown_seconds: int) -> int:
     except UpdateError as exc:
         if not _condition_failed(exc):
             raise
-        current = LimitItem.get(key, consistent_read=True)
-        return max(1, int(current.last_sent or t) + cooldown_seconds - t)
-    return 0
+        return None
+    return t
+
+
+def release_send_slot(key: str, taken_at: int) -> None:
+    """Undo `claim_send_slot` when nothing was sent, unless another claim came since."""
+    try:
+        LimitItem(key).delete(condition=LimitItem.last_sent == taken_at)
+    except DeleteError as exc:
+        if not _condition_failed(exc):
+            raise
 
 
 def lock_state(key: str) -> LimitItem | None:

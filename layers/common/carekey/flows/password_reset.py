@@ -7,7 +7,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from carekey import audit, errors, limits, mailer, otp, passwords, store
 from carekey.api import Call, Reply
 from carekey.config import settings
-from carekey.flows.codes import issue_code
+from carekey.flows import email_work
+from carekey.flows.email_work import EmailJob
 from carekey.observability import metrics
 from carekey.schemas import (
     EmailOnlyRequest,
@@ -20,24 +21,11 @@ from carekey.schemas import (
 )
 
 
-def _request_code(call: Call[EmailOnlyRequest], event: str) -> bool:
-    """Send a reset code if the email belongs to a verified, active account.
-    Rate limits apply to every address alike, so they reveal nothing."""
-    email = call.body.email
-    limits.claim_email_send(email, otp.PASSWORD_RESET)
-    user = store.user_by_email(email)
-    eligible = user is not None and user.is_verified and user.is_active
-    if eligible:
-        assert user is not None
-        issue_code(user, otp.PASSWORD_RESET)
-    audit.record(
-        event,
-        "sent" if eligible else "not_applicable",
-        call.client,
-        user_id=user.user_id if user else None,
-        email_hash=otp.email_key(email),
-    )
-    return eligible
+def _request_code(call: Call[EmailOnlyRequest], event: str) -> None:
+    """Ask for a reset code, after the same work for every address; the code
+    goes out (after the answer) only to a verified, active account."""
+    limits.code_requests_allowed(call.client)
+    email_work.submit(EmailJob.of(email_work.RESET_CODE, call.body.email, event, call.client))
 
 
 def forgot_password(call: Call[EmailOnlyRequest]) -> Reply:

@@ -48,6 +48,16 @@ def login(call: Call[LoginRequest]) -> Reply:
     else:
         right = passwords.verify_password(body.password, user.password_hash)
     if not right:
+        # The password of a sign-up still waiting for its code: "Email not verified",
+        # whether or not the address has an account, so registering and then logging
+        # in proves nothing.  Every wrong password pays for this second check too.
+        signup = store.pending_signup(email_hash)
+        if signup is None:
+            passwords.burn_equal_time(body.password)
+        elif passwords.verify_password(body.password, signup.password_hash):
+            limits.ip_passed(admission)
+            audit.record("login", "email_not_verified", call.client, user_id=signup.signup_id, email_hash=email_hash)
+            raise errors.EmailNotVerified(email=body.email, can_resend_otp=True)
         limits.login_failed(body.email)
         audit.record("login", "failure", call.client, user_id=user.user_id if user else None, email_hash=email_hash)
         metrics.add_metric(name="LoginFailures", unit=MetricUnit.Count, value=1)
@@ -55,7 +65,7 @@ def login(call: Call[LoginRequest]) -> Reply:
     assert user is not None
     limits.ip_passed(admission)
     limits.login_succeeded(gate)
-    if not user.is_verified:
+    if not user.is_verified:  # an account created unverified, before sign-ups were kept apart
         audit.record("login", "email_not_verified", call.client, user_id=user.user_id, email_hash=email_hash)
         raise errors.EmailNotVerified(email=user.email, can_resend_otp=True)
     if not user.is_active:
