@@ -80,14 +80,19 @@ def test_wrong_password_and_unknown_email_get_the_same_401(api):
     assert wrong.json()["error"] == "Invalid credentials"
 
 
-def test_unknown_email_costs_one_bcrypt_check_like_a_wrong_password(api, monkeypatch):
+def test_a_wrong_password_costs_the_same_bcrypt_checks_whatever_the_email(api, monkeypatch):
+    # Given an account, a pending sign-up and an unknown address
     api.verified_user("pat@example.com")
-    costs: list[int] = []
+    api.register("sam@example.com")
+    costs: dict[str, list[int]] = {}
     real = bcrypt.checkpw
-    monkeypatch.setattr(passwords.bcrypt, "checkpw", lambda pw, h: costs.append(int(h[4:6])) or real(pw, h))
-    api.post("/login", {"email": "pat@example.com", "password": "not-the-password"})
-    api.post("/login", {"email": "ghost@example.com", "password": "not-the-password"})
-    assert costs == [4, 4]
+    for email in ("pat@example.com", "sam@example.com", "ghost@example.com"):
+        spent = costs.setdefault(email, [])
+        monkeypatch.setattr(passwords.bcrypt, "checkpw", lambda pw, h, spent=spent: spent.append(int(h[4:6])) or real(pw, h))
+        # When a wrong password is tried
+        assert api.post("/login", {"email": email, "password": "not-the-password"}).status == 401
+    # Then each costs two checks at the configured cost: the account's (or a dummy) and a sign-up's (or a dummy)
+    assert costs == {"pat@example.com": [4, 4], "sam@example.com": [4, 4], "ghost@example.com": [4, 4]}
 
 
 def test_unverified_account_is_told_only_after_the_right_password(api):
