@@ -77,3 +77,17 @@ def test_the_audit_writer_sample_becomes_one_verified_record():
     assert verdict.intact and verdict.records == verdict.archived == 1
     (record,) = audit_verify.trail_of("3f2a6c1e-5b7d-4e8f-9a0b-1c2d3e4f5a6b")
     assert (record["seq"], record["event"], record["outcome"]) == (1, "logout", "this_session")
+
+
+def test_the_email_sender_sample_is_a_job_it_performs():
+    event = json.loads((EVENTS / "email_sender.json").read_text())
+    result = handler(STACK, "EmailSenderFunction")(event, LambdaContext("email_sender", "sample"))
+    assert result == {"batchItemFailures": []}  # a reset code for an address with no account: nothing to send
+
+
+def test_the_feedback_sample_suppresses_its_address():
+    from carekey import otp, store
+
+    event = json.loads((EVENTS / "email_feedback.json").read_text())
+    handler(STACK, "EmailFeedbackFunction")(event, LambdaContext("email_feedback", "sample"))
+    assert store.is_suppressed(otp.email_key("bounced@example.com"))

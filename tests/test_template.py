@@ -57,7 +57,7 @@ def test_every_catalogued_endpoint_is_a_route_and_back():
 
 
 def test_one_function_per_step_each_with_its_own_kms_encrypted_six_year_log_group():
-    assert len(FUNCTIONS) == 21  # twenty steps and the audit writer
+    assert len(FUNCTIONS) == 23  # twenty steps, the audit writer, the email sender and the SES feedback consumer
     for name, fn in FUNCTIONS.items():
         group = fn["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
         props = R[group]["Properties"]
@@ -260,3 +260,38 @@ def test_password_hashing_functions_get_a_full_vcpu():
     hashing = {n for n, f in FUNCTIONS.items() if f["Properties"].get("MemorySize") == {"Ref": "PasswordFunctionMemorySize"}}
     assert hashing == {"RegisterFunction", "LoginFunction", "ResetPasswordFunction", "ChangePasswordFunction", "WebAuthnRegisterFunction"}
     assert T["Globals"]["Function"]["MemorySize"] == {"Ref": "FunctionMemorySize"}
+
+
+def test_email_work_is_queued_retried_dead_lettered_encrypted_and_alarmed():
+    queue, dead = R["EmailQueue"]["Properties"], R["EmailDeadLetterQueue"]["Properties"]
+    assert queue["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": ["EmailDeadLetterQueue", "Arn"]}, "maxReceiveCount": 5}
+    for props in (queue, dead):
+        assert props["KmsMasterKeyId"] == {"Ref": "DataKey"}
+    assert queue["VisibilityTimeout"] >= 6 * T["Globals"]["Function"]["Timeout"]  # AWS's advice for Lambda consumers
+    alarm = R["EmailDeadLetterAlarm"]["Properties"]
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["EmailDeadLetterQueue", "QueueName"]}}]
+    assert alarm["Threshold"] == 0 and alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    source = FUNCTIONS["EmailSenderFunction"]["Properties"]["Events"]["EmailJobs"]
+    assert source["Type"] == "SQS" and source["Properties"]["Queue"] == {"Fn::GetAtt": ["EmailQueue", "Arn"]}
+    assert source["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_the_answers_about_an_email_cannot_depend_on_its_account():
+    # The four endpoints can count, hash, keep a sign-up and queue a job: they cannot
+    # read an account, issue a code or send an email before they answer.
+    for name in ("RegisterFunction", "ForgotPasswordFunction", "ResendOtpFunction", "ResendPasswordResetOtpFunction"):
+        policies = FUNCTIONS[name]["Properties"]["Policies"]
+        assert "UsersTable" not in _table_actions(FUNCTIONS[name]), name
+        assert {"Ref": "SesPolicy"} not in policies and {"Ref": "EmailQueuePolicy"} in policies, name
+    assert _table_actions(FUNCTIONS["RegisterFunction"]) == {"OtpTable": {"dynamodb:PutItem"}, "LimitsTable": {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}}
+
+
+def test_bounces_and_complaints_reach_the_feedback_function():
+    destination = R["EmailFeedbackDestination"]["Properties"]
+    assert destination["ConfigurationSetName"] == {"Ref": "EmailConfigurationSet"}
+    assert destination["EventDestination"]["MatchingEventTypes"] == ["bounce", "complaint"]
+    assert destination["EventDestination"]["SnsDestination"]["TopicARN"] == {"Ref": "EmailFeedbackTopic"}
+    assert R["EmailFeedbackTopic"]["Properties"]["KmsMasterKeyId"] == {"Ref": "DataKey"}
+    event = FUNCTIONS["EmailFeedbackFunction"]["Properties"]["Events"]["SesFeedback"]
+    assert event == {"Type": "SNS", "Properties": {"Topic": {"Ref": "EmailFeedbackTopic"}}}
+    assert FUNCTIONS["EmailFeedbackFunction"]["Properties"]["DeadLetterQueue"]["TargetArn"] == {"Fn::GetAtt": ["EmailDeadLetterQueue", "Arn"]}

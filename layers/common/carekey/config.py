@@ -39,6 +39,7 @@ class Settings(BaseModel):
     from_address: str = Field("no-reply@example.com", alias="FROM_ADDRESS")
     portal_url: str = Field("https://portal.example.com", alias="PORTAL_URL")
     ses_configuration_set: str = Field("", alias="SES_CONFIGURATION_SET")
+    email_queue_url: str = Field("", alias="EMAIL_QUEUE_URL")
 
     # The tokens' `iss`: the API's URL.  Empty means the API Gateway URL of the
     # API serving the request (see token_issuer); a custom domain sets it.

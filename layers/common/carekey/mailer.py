@@ -1,8 +1,9 @@
 """Email through Amazon SES (v2 API): a text and an HTML body for each message.
 
 Messages carry the code, the portal link and nothing about the person: no
-name, no health information.  A send failure is reported to the caller (which
-tells the client) and logged by its error code only.
+name, no health information.  Nothing goes to a suppressed address (one that
+bounced or complained).  A send failure is reported to the caller and logged
+by its error code only.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 
+from carekey import otp, store
 from carekey.aws import client
 from carekey.config import settings
 from carekey.observability import logger, metrics
@@ -132,6 +134,12 @@ def session_ended_notice(to: str) -> Email:
 
 
 def send(email: Email) -> bool:
+    """Send through SES with the configuration set (whose bounces and complaints
+    feed the suppression list).  False when not sent: SES refused it, or the
+    address is suppressed."""
+    if store.is_suppressed(otp.email_key(email.to)):
+        logger.info("email not sent", extra={"ses_error": "suppressed"})
+        return False
     cfg = settings()
     kwargs = {
         "FromEmailAddress": cfg.from_address,

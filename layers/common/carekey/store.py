@@ -14,7 +14,8 @@ Tables
             and one signup#<keyed hash of email> item per address: the newest
             sign-up waiting for its code (expiry checked in code, TTL cleans up).
 - sessions: one item per signed-in session (its refresh-token chain, as digests).
-- limits:   counters and lockouts keyed by hashes of emails and source IPs.
+- limits:   counters and lockouts keyed by hashes of emails and source IPs,
+            and the suppression list (suppressed#<keyed hash of email>, no TTL).
 - passkeys: one item per (user, WebAuthn credential): its public key and
             sign counter.  WebAuthn challenges live in the otps table.
 """
@@ -248,6 +249,8 @@ class LimitItem(Model):
     lock_level = NumberAttribute(null=True)
     locked_until = NumberAttribute(null=True)
     last_sent = NumberAttribute(null=True)
+    reason = UnicodeAttribute(null=True)  # suppression: bounce or complaint
+    since = NumberAttribute(null=True)
     ttl = TTLAttribute(null=True)
 
 
@@ -843,4 +846,34 @@ def record_passkey_use(item: PasskeyItem, new_sign_count: int) -> bool:
         if _condition_failed(exc):
             return False
         raise
+    return True
+
+
+# ---- the suppression list ---------------------------------------------------------
+
+
+def _suppression_key(email_key: str) -> str:
+    return f"suppressed#{email_key}"
+
+
+def suppress_address(email_key: str, reason: str) -> bool:
+    """Put an address on the suppression list (no TTL: it stays until an
+    operator removes it).  True when it was not on it before."""
+    try:
+        LimitItem(_suppression_key(email_key)).update(
+            actions=[LimitItem.reason.set(reason), LimitItem.since.set(now())],
+            condition=LimitItem.pk.does_not_exist(),
+        )
+    except UpdateError as exc:
+        if _condition_failed(exc):
+            return False
+        raise
+    return True
+
+
+def is_suppressed(email_key: str) -> bool:
+    try:
+        LimitItem.get(_suppression_key(email_key), consistent_read=True)
+    except DoesNotExist:
+        return False
     return True

@@ -1,28 +1,34 @@
 """The email work that follows an answer.
 
 `register`, `resend-otp`, `forgot-password` and `resend-password-reset-otp`
-answer after the same synchronous work for every address: they record what was
-asked as an `EmailJob` and hand it on.  Everything that depends on whether the
-address has an account (looking it up, issuing a code, sending the email,
-applying the cooldown and the hourly cap) happens here, after the answer, so
-neither the answer nor its timing says anything about the address.
+answer after the same synchronous work for every address: they put what was
+asked (an `EmailJob`) on the email queue and answer.  The email sender
+function consumes the queue: everything that depends on whether the address
+has an account (looking it up, issuing a code, sending the email, applying the
+cooldown, the hourly cap and the suppression list) happens there, after the
+answer, so neither the answer nor its timing says anything about the address.
 
-A cooldown or a cap is silent: nothing is sent and nobody is told.  The hourly
-cap counts only emails actually sent.  Each job writes one audit record, with
-the source of the request it came from.
+A cooldown, a cap or a suppressed address is silent: nothing is sent and
+nobody is told.  The hourly cap counts only emails actually sent.  A job whose
+email SES did not take fails; the queue retries it with growing waits, then
+moves it to the dead-letter queue (which raises an alarm).  Each completed job
+writes one audit record, with the source of the request it came from.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import secrets
+from typing import Any, Literal
 
 from aws_lambda_powertools.metrics import MetricUnit
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict
 
 from carekey import audit, limits, mailer, otp, store
 from carekey.api import Client
+from carekey.aws import client
 from carekey.config import settings
-from carekey.observability import metrics
+from carekey.observability import logger, metrics
 
 SIGNUP = "signup"
 VERIFICATION_CODE = "verification_code"
@@ -60,12 +66,47 @@ class EmailJob(BaseModel):
         return Client(ip=self.ip, user_agent=self.user_agent, request_id=self.request_id)
 
 
+class EmailNotSent(Exception):
+    """SES did not take an email; the queue retries the job."""
+
+
 def submit(job: EmailJob) -> None:
-    """Hand the job on; the caller answers without waiting for its outcome."""
-    perform(job)
+    """Put the job on the email queue; the caller answers without waiting for it."""
+    client("sqs").send_message(QueueUrl=settings().email_queue_url, MessageBody=job.model_dump_json())
+
+
+def handle_batch(event: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
+    """The email sender: perform each job of an SQS batch.  A failed job is
+    reported (ReportBatchItemFailures) and comes back after a wait that doubles
+    with each receive; the queue's redrive policy ends its retries."""
+    failures = []
+    for record in event.get("Records") or []:
+        try:
+            perform(EmailJob.model_validate_json(record["body"]))
+        except Exception as exc:  # noqa: BLE001 - any failure is retried, then dead-lettered
+            logger.warning("email job failed", extra={"error": type(exc).__name__, "message_id": record.get("messageId")})
+            metrics.add_metric(name="EmailJobFailures", unit=MetricUnit.Count, value=1)
+            _back_off(record)
+            failures.append({"itemIdentifier": str(record.get("messageId", ""))})
+    return {"batchItemFailures": failures}
+
+
+def _back_off(record: dict[str, Any]) -> None:
+    receives = int((record.get("attributes") or {}).get("ApproximateReceiveCount") or 1)
+    wait = min(900, 15 * 2 ** min(receives - 1, 6)) + secrets.randbelow(10)
+    try:
+        client("sqs").change_message_visibility(
+            QueueUrl=settings().email_queue_url, ReceiptHandle=record["receiptHandle"], VisibilityTimeout=wait
+        )
+    except (ClientError, BotoCoreError, KeyError):
+        pass  # the queue's own visibility timeout applies instead
 
 
 def perform(job: EmailJob) -> None:
+    if store.is_suppressed(otp.email_key(job.email)):
+        # The address bounced or complained: nothing more is sent to it.
+        audit.record(job.event, "suppressed", job.client, email_hash=otp.email_key(job.email))
+        return
     {SIGNUP: _signup, VERIFICATION_CODE: _verification_code, RESET_CODE: _reset_code}[job.kind](job)
 
 
@@ -134,8 +175,10 @@ def _send(message: mailer.Email, purpose: str) -> bool:
 
 
 def _sent(message: mailer.Email, slot: limits.SendSlot) -> bool:
+    """Send, and count it; when SES does not take it, give the slot back and
+    fail the job, so that the queue retries it."""
     if mailer.send(message):
         limits.email_sent(slot)
         return True
     limits.email_not_sent(slot)
-    return False
+    raise EmailNotSent()

@@ -1,0 +1,245 @@
+"""One answer, one time: the email work of register, resend-otp,
+forgot-password and resend-password-reset-otp happens after the answer,
+through the email queue; bounces and complaints suppress an address."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+from carekey import audit, mailer, otp, store
+from pynamodb.connection.base import Connection
+
+from local.functions import LambdaContext, handler
+from local.gateway import Gateway
+from local.template import ROOT
+from tests.client import PASSWORD, ApiClient
+from tests.conftest import QUEUES, STACK
+
+EVENTS = ROOT / "events"
+
+
+def _queue_url(logical: str) -> str:
+    return STACK.queue_url(logical)
+
+
+def _messages(logical: str) -> list[dict]:
+    """Every message waiting in a queue, left there (visible again)."""
+    sqs = boto3.client("sqs")
+    out: list[dict] = []
+    while got := sqs.receive_message(QueueUrl=_queue_url(logical), MaxNumberOfMessages=10, VisibilityTimeout=30).get("Messages", []):
+        out += got
+    for m in out:
+        sqs.change_message_visibility(QueueUrl=_queue_url(logical), ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0)
+    return out
+
+
+@pytest.fixture
+def undrained(gateway, outbox) -> ApiClient:
+    """The API with nobody consuming the email queue: what a request does
+    before its answer, and nothing after."""
+    return ApiClient(Gateway(STACK), outbox)
+
+
+@pytest.fixture
+def aws_calls(monkeypatch):
+    """Every AWS call made, as (service, operation, table or queue)."""
+    seen: list[tuple[str, ...]] = []
+    real = Connection.dispatch
+
+    def dispatch(self, operation_name, operation_kwargs):
+        tables = operation_kwargs.get("TableName") or ",".join(
+            sorted({next(iter(i.values())).get("TableName", "") for i in operation_kwargs.get("TransactItems", [])})
+        )
+        seen.append(("dynamodb", operation_name, tables))
+        return real(self, operation_name, operation_kwargs)
+
+    monkeypatch.setattr(Connection, "dispatch", dispatch)
+
+    def before_parameter_build(params, model, **_):
+        if model.service_model.service_name != "dynamodb":
+            seen.append((model.service_model.service_name, model.name, params.get("QueueUrl", "")))
+
+    boto3.DEFAULT_SESSION.events.register("before-parameter-build", before_parameter_build)
+    yield seen
+    boto3.DEFAULT_SESSION.events.unregister("before-parameter-build", before_parameter_build)
+
+
+# ---- one answer, one time ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/register", {"password": "ordinary-lantern-31", "password2": "ordinary-lantern-31"}),
+        ("/forgot-password", {}),
+        ("/resend-otp", {"context": "registration"}),
+        ("/resend-otp", {"context": "password_reset"}),
+        ("/resend-password-reset-otp", {}),
+    ],
+)
+def test_each_endpoint_does_the_same_synchronous_work_for_every_address(api, undrained, aws_calls, settings_override, path, body):
+    # Given an account, a pending sign-up and a stranger (and a warm function)
+    settings_override(OTP_RESEND_COOLDOWN_SECONDS="0")
+    api.verified_user("account@example.com")
+    api.register("pending@example.com")
+    undrained.post(path, {"email": "warm-up@example.com", **body})
+    work = {}
+    # When each is asked about, interleaved, with nobody consuming the queue
+    for email in ("account@example.com", "stranger@example.com", "pending@example.com") * 2:
+        aws_calls.clear()
+        r = undrained.post(path, {"email": email, **body})
+        work.setdefault(email, []).append((r.status, tuple(aws_calls)))
+    # Then every request made the same AWS calls, in the same order, and got the same status
+    assert len({w for runs in work.values() for w in runs}) == 1, work
+    [(status, calls)] = {w for runs in work.values() for w in runs}
+    assert status in (200, 201)
+    assert ("sqs", "SendMessage", _queue_url("EmailQueue")) in calls
+    assert not any(service == "sesv2" for service, *_ in calls)
+
+
+def test_the_answer_comes_before_the_email_work(undrained, outbox):
+    # Given nobody consuming the email queue
+    # When someone registers
+    r = undrained.register("queued@example.com")
+    # Then the answer is 201 with nothing sent yet, and the queued job holds no secret
+    assert r.status == 201 and outbox.to("queued@example.com") == []
+    [message] = _messages("EmailQueue")
+    job = json.loads(message["Body"])
+    assert job["kind"] == "signup" and job["email"] == "queued@example.com"
+    assert PASSWORD not in message["Body"] and "password" not in message["Body"]
+    # And once the queue is consumed, the code arrives and verifies the sign-up
+    QUEUES.drain()
+    code = undrained.latest_code("queued@example.com")
+    assert undrained.post("/verify-otp", {"email": "queued@example.com", "otp": code}).status == 200
+
+
+def test_a_send_that_fails_is_retried_and_then_succeeds(api, outbox, monkeypatch):
+    # Given SES refusing the first attempt only
+    real_send, attempts = mailer.send, []
+
+    def flaky(email):
+        attempts.append(email.subject)
+        return len(attempts) > 1 and real_send(email)
+
+    monkeypatch.setattr(mailer, "send", flaky)
+    # When someone registers
+    assert api.register("flaky@example.com").status == 201
+    # Then the job ran twice, the code arrived once and it verifies
+    assert len(attempts) == 2
+    assert len(outbox.to("flaky@example.com")) == 1
+    assert api.post("/verify-otp", {"email": "flaky@example.com", "otp": api.latest_code("flaky@example.com")}).status == 200
+    assert _messages("EmailDeadLetterQueue") == []
+
+
+def test_a_send_that_always_fails_ends_in_the_dead_letter_queue(api, outbox, monkeypatch):
+    # Given an account, and SES refusing every attempt
+    api.verified_user("doomed@example.com")
+    monkeypatch.setattr(mailer, "send", lambda email: False)
+    # When a reset code is asked for it
+    assert api.post("/forgot-password", {"email": "doomed@example.com"}).status == 200
+    # Then after the queue's five receives the job waits in the dead-letter queue (which the alarm watches)
+    [dead] = _messages("EmailDeadLetterQueue")
+    assert json.loads(dead["Body"])["kind"] == "reset_code"
+    assert _messages("EmailQueue") == []
+
+
+def test_failed_jobs_come_back_after_waits_that_grow(monkeypatch):
+    # Given a job whose email cannot be sent, received for the 1st, 2nd and 4th time
+    monkeypatch.setattr(mailer, "send", lambda email: False)
+    store.put_signup(otp.email_key("wait@example.com"), "wait@example.com", "x", "", "", None, 3600)
+    signup = store.pending_signup(otp.email_key("wait@example.com"))
+    body = json.dumps({"kind": "signup", "email": "wait@example.com", "event": "register", "signup_id": signup.signup_id})
+    waits = []
+
+    def before_parameter_build(params, model, **_):
+        waits.append(params["VisibilityTimeout"])
+
+    boto3.DEFAULT_SESSION.events.register("before-parameter-build.sqs.ChangeMessageVisibility", before_parameter_build)
+    sender = handler(STACK, "EmailSenderFunction")
+    sqs = boto3.client("sqs")
+    try:
+        for receives in (1, 2, 4):
+            sqs.send_message(QueueUrl=_queue_url("EmailQueue"), MessageBody=body)
+            [m] = sqs.receive_message(QueueUrl=_queue_url("EmailQueue"), MaxNumberOfMessages=1)["Messages"]
+            record = {"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+                      "attributes": {"ApproximateReceiveCount": str(receives)}}
+            # When the sender handles it
+            result = sender({"Records": [record]}, LambdaContext("EmailSenderFunction", "test"))
+            # Then it reports the failure (the queue retries it)
+            assert result == {"batchItemFailures": [{"itemIdentifier": m["MessageId"]}]}
+            sqs.delete_message(QueueUrl=_queue_url("EmailQueue"), ReceiptHandle=m["ReceiptHandle"])
+    finally:
+        boto3.DEFAULT_SESSION.events.unregister("before-parameter-build.sqs.ChangeMessageVisibility", before_parameter_build)
+    # And each wait is longer than the one before (15 s, 30 s, 120 s, plus up to 9 s of jitter)
+    assert len(waits) == 3 and 15 <= waits[0] < 25 and 30 <= waits[1] < 40 and 120 <= waits[2] < 130
+
+
+def test_a_malformed_job_is_reported_not_lost(monkeypatch):
+    sender = handler(STACK, "EmailSenderFunction")
+    record = {"messageId": "m-1", "receiptHandle": "r-1", "body": "{not json", "attributes": {"ApproximateReceiveCount": "1"}}
+    assert sender({"Records": [record]}, LambdaContext("EmailSenderFunction", "test")) == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
+
+
+# ---- bounces and complaints -----------------------------------------------------------------
+
+
+def _feedback(kind: str, address: str, bounce_type: str = "Permanent") -> dict:
+    event = json.loads((EVENTS / "email_feedback.json").read_text())
+    message = json.loads(event["Records"][0]["Sns"]["Message"])
+    if kind == "Complaint":
+        message = {"eventType": "Complaint", "mail": message["mail"], "complaint": {"complainedRecipients": [{"emailAddress": address}]}}
+    else:
+        message["bounce"]["bounceType"] = bounce_type
+        message["bounce"]["bouncedRecipients"] = [{"emailAddress": address}]
+    event["Records"][0]["Sns"]["Message"] = json.dumps(message)
+    return event
+
+
+def _deliver_feedback(event: dict) -> None:
+    handler(STACK, "EmailFeedbackFunction")(event, LambdaContext("EmailFeedbackFunction", "test"))
+
+
+def test_a_permanent_bounce_stops_every_email_to_the_address(api, outbox, settings_override):
+    # Given an account whose mailbox then bounces permanently
+    settings_override(OTP_RESEND_COOLDOWN_SECONDS="0")
+    api.verified_user("gone@example.com")
+    _deliver_feedback(_feedback("Bounce", "Gone@Example.com"))
+    outbox.clear()
+    # When codes are asked for it, and it is registered again
+    assert api.post("/forgot-password", {"email": "gone@example.com"}).status == 200
+    assert api.register("gone@example.com", password="another-lantern-77").status == 201
+    # Then the answers are unchanged and nothing is sent
+    assert outbox.to("gone@example.com") == []
+    # And the suppression is in the audit trail, by the keyed hash of the address
+    events = [(r["event"], r["outcome"]) for r in audit.trail_of(otp.email_key("gone@example.com"))]
+    assert ("email.bounce", "suppressed") in events
+    assert ("reset_code" not in str(events))
+
+
+def test_a_complaint_suppresses_and_notices_stop_too(api, outbox):
+    api.verified_user("angry@example.com")
+    pair = api.login("angry@example.com")
+    _deliver_feedback(_feedback("Complaint", "angry@example.com"))
+    outbox.clear()
+    # The password-changed notice goes through the same check
+    new = "completely-new-lantern-9"
+    r = api.post("/change-password", {"current_password": PASSWORD, "new_password": new, "confirm_password": new}, token=pair["access"])
+    assert r.status == 200
+    assert outbox.to("angry@example.com") == []
+    assert store.is_suppressed(otp.email_key("angry@example.com"))
+
+
+def test_a_transient_bounce_changes_nothing(api, outbox):
+    _deliver_feedback(_feedback("Bounce", "full@example.com", bounce_type="Transient"))
+    assert not store.is_suppressed(otp.email_key("full@example.com"))
+    api.register("full@example.com")
+    assert len(outbox.to("full@example.com")) == 1
+
+
+def test_feedback_that_is_not_json_fails_so_lambda_retries_it():
+    event = _feedback("Bounce", "x@example.com")
+    event["Records"][0]["Sns"]["Message"] = "{not json"
+    with pytest.raises(ValueError):
+        _deliver_feedback(event)
