@@ -56,8 +56,19 @@ class LocalApi:
         files = sorted(self.outbox.glob("*.json"))
         return [m for m in (json.loads(f.read_text()) for f in files) if m["to"] == address]
 
-    def code_for(self, address: str) -> str:
-        message = self.emails_to(address)[-1]
+    def wait_for_emails(self, address: str, count: int = 1, timeout: float = 15.0) -> list[dict]:
+        """The emails to an address once at least `count` have arrived: the
+        email sender works after the answer, from the queue."""
+        deadline = time.time() + timeout
+        while True:
+            found = self.emails_to(address)
+            if len(found) >= count or time.time() > deadline:
+                return found
+            time.sleep(0.05)
+
+    def code_for(self, address: str, count: int = 1) -> str:
+        """The code in the newest email to an address, once `count` emails have arrived."""
+        message = self.wait_for_emails(address, count)[-1]
         match = re.search(r"\b(\d{6})\b", message["text"])
         assert match, message["subject"]
         return match.group(1)
