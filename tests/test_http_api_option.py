@@ -14,6 +14,7 @@ from local.gateway import Gateway
 from local.http_api import http_api_template
 from local.template import Stack, load
 from tests.client import ApiClient
+from tests.conftest import QUEUES
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,8 @@ def http_template() -> dict:
 def http_api(http_template, outbox, settings_override) -> ApiClient:
     # Given the functions deployed as the HTTP API option deploys them
     settings_override(AUTHORIZE_IN_FUNCTION="true")
-    return ApiClient(Gateway(Stack(name="carekey-test", source=http_template)), outbox)
+    # (the email queue is the same in both options: the tests' pump consumes it)
+    return ApiClient(Gateway(Stack(name="carekey-test", source=http_template), queues=QUEUES), outbox)
 
 
 def _routes(template: dict, kind: str) -> set[tuple[str, str]]:

@@ -1,0 +1,168 @@
+"""The enumeration section of `make bench`: can time tell an account from a stranger?
+
+For each endpoint that takes an email and answers the same for every address
+(register, forgot-password, resend-otp, resend-password-reset-otp), 200
+requests about addresses with an account and 200 about strangers, interleaved
+(account, stranger, account, ...) so a busy moment hits both alike, through
+the local gateway against moto in-process.  The answer time is what a client
+sees: the email queue is consumed between requests, outside the timed part,
+as the email sender does after the answer in AWS.
+
+Each pair of samples gets a two-sample Mann-Whitney U test (two-sided, normal
+approximation with tie correction; written out below, no SciPy).  The
+guarantee holds when no endpoint's p-value is below 0.01.
+
+`python -m bench enumeration` runs this section alone and rewrites its part
+of docs/performance.md; `make bench` runs it with the rest.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from typing import Any, Callable
+
+ALPHA = 0.01
+BEGIN, END = "<!-- enumeration:begin -->", "<!-- enumeration:end -->"
+
+
+def mann_whitney_u(x: list[float], y: list[float]) -> tuple[float, float]:
+    """(U of x, two-sided p-value) for H0: x and y come from one distribution.
+
+    Ranks the pooled samples (ties get their mean rank), U = R_x - n(n+1)/2,
+    and compares U with its mean n*m/2 under H0, using the variance corrected
+    for ties and a continuity correction of 1/2."""
+    n, m = len(x), len(y)
+    if not n or not m:
+        raise ValueError("both samples need values")
+    pooled = sorted([(v, 0) for v in x] + [(v, 1) for v in y])
+    ranks = [0.0] * len(pooled)
+    tie_term = 0.0
+    i = 0
+    while i < len(pooled):
+        j = i
+        while j + 1 < len(pooled) and pooled[j + 1][0] == pooled[i][0]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[k] = (i + j) / 2 + 1  # ranks are 1-based
+        t = j - i + 1
+        tie_term += t**3 - t
+        i = j + 1
+    r_x = sum(rank for rank, (_, group) in zip(ranks, pooled, strict=True) if group == 0)
+    u = r_x - n * (n + 1) / 2
+    total = n + m
+    mean = n * m / 2
+    variance = n * m / 12 * ((total + 1) - tie_term / (total * (total - 1)))
+    if variance <= 0:
+        return u, 1.0  # every value equal: nothing to tell apart
+    z = (abs(u - mean) - 0.5) / math.sqrt(variance)
+    p = math.erfc(max(z, 0.0) / math.sqrt(2))
+    return u, min(1.0, p)
+
+
+def _p95(samples: list[float]) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
+
+
+def measure(stack: Any, n: int = 200) -> dict[str, Any]:
+    """Time each endpoint for accounts and strangers (the template `stack`, in
+    moto in-process); returns per-endpoint statistics (ms)."""
+    import boto3
+    from moto import mock_aws
+
+    from local.emulator import provision
+    from local.gateway import Gateway
+    from local.outbox import Outbox
+    from local.queues import QueuePump
+    from tests.client import ApiClient
+
+    boto3.setup_default_session(region_name="us-east-1")
+    outbox = Outbox()
+    outbox.attach(boto3.DEFAULT_SESSION)
+    results: dict[str, Any] = {}
+    with mock_aws(config={"core": {"reset_boto3_session": False}}):
+        provision(stack)
+        pump = QueuePump(stack)
+        # Answers only: the queue is drained between requests, outside the timed part.
+        api = ApiClient(Gateway(stack), outbox)
+        accounts = [f"account{i}@example.com" for i in range(20)]
+        for email in accounts:
+            api.register(email)
+            pump.drain()
+            api.post("/verify-otp", {"email": email, "otp": api.latest_code(email)})
+        seq = iter(range(10**7))
+        other = "ordinary-lantern-31"
+        endpoints: dict[str, Callable[[str], Any]] = {
+            "POST /register": lambda e: api.post("/register", {"email": e, "password": other, "password2": other}),
+            "POST /forgot-password": lambda e: api.post("/forgot-password", {"email": e}),
+            "POST /resend-otp": lambda e: api.post("/resend-otp", {"email": e, "context": "password_reset"}),
+            "POST /resend-password-reset-otp": lambda e: api.post("/resend-password-reset-otp", {"email": e}),
+        }
+        for name, call in endpoints.items():
+            for warm in range(3):  # imports, keys, first connections
+                call(accounts[warm])
+                call(f"warm{next(seq)}@example.com")
+                pump.drain()
+            samples: dict[str, list[float]] = {"account": [], "stranger": []}
+            statuses: set[int] = set()
+            for i in range(n):
+                for kind, email in (("account", accounts[i % len(accounts)]), ("stranger", f"stranger{next(seq)}@example.com")):
+                    started = time.perf_counter()
+                    statuses.add(call(email).status)
+                    samples[kind].append(time.perf_counter() - started)
+                    pump.drain()
+            u, p = mann_whitney_u(samples["account"], samples["stranger"])
+            results[name] = {
+                "n": n,
+                "statuses": sorted(statuses),
+                "account_median_ms": statistics.median(samples["account"]) * 1000,
+                "account_p95_ms": _p95(samples["account"]) * 1000,
+                "stranger_median_ms": statistics.median(samples["stranger"]) * 1000,
+                "stranger_p95_ms": _p95(samples["stranger"]) * 1000,
+                "u": u,
+                "p": p,
+            }
+    return results
+
+
+def section(results: dict[str, Any]) -> str:
+    rows = []
+    for name, r in results.items():
+        rows.append(
+            f"| {name} | {r['n']} + {r['n']} | {'/'.join(map(str, r['statuses']))} | {r['account_median_ms']:.1f} / {r['account_p95_ms']:.1f} "
+            f"| {r['stranger_median_ms']:.1f} / {r['stranger_p95_ms']:.1f} | {r['u']:.0f} | {r['p']:.3f} | "
+            f"{'indistinguishable' if r['p'] >= ALPHA else '**distinguishable**'} |"
+        )
+    verdict = all(r["p"] >= ALPHA for r in results.values())
+    return "\n".join(
+        [
+            BEGIN,
+            "## Enumeration by timing",
+            "",
+            "Can the time of an answer tell an address with an account from a stranger? For each",
+            "endpoint, requests about accounts and about strangers, interleaved, through the local",
+            "gateway; the email work runs after the answer (the queue is consumed between requests,",
+            "outside the timed part). A two-sided Mann-Whitney U test (`bench/enumeration.py`,",
+            f"written out) compares the two samples; the guarantee holds when p >= {ALPHA}.",
+            "",
+            "| Endpoint | Requests (account + stranger) | Status | Account median / p95 (ms) | Stranger median / p95 (ms) | U | p | Verdict |",
+            "|---|---|---|---|---|---|---|---|",
+            *rows,
+            "",
+            f"Result: {'no endpoint tells accounts from strangers at p < 0.01' if verdict else 'AT LEAST ONE ENDPOINT TELLS ACCOUNTS FROM STRANGERS'}.",
+            END,
+        ]
+    )
+
+
+def write(results: dict[str, Any], markdown: Any) -> None:
+    """Put the section into docs/performance.md, replacing the previous one."""
+    text = markdown.read_text() if markdown.exists() else ""
+    block = section(results)
+    if BEGIN in text and END in text:
+        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    markdown.write_text(text)
