@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from local.gateway import Gateway
 from local.template import Stack
 from tests.client import PASSWORD, ApiClient
+from tests.conftest import QUEUES
 
 APP = "https://app.example.com"
 DEV = "http://localhost:5173"
@@ -29,7 +30,7 @@ def cors_api(settings_override, outbox) -> ApiClient:
     """The API deployed with CorsAllowedOrigins set (the gateway's responses and the functions' setting)."""
     origins = f"{APP}, {DEV}"
     settings_override(CORS_ALLOWED_ORIGINS=origins)
-    return ApiClient(Gateway(Stack(name="carekey-test", overrides={"CorsAllowedOrigins": origins})), outbox)
+    return ApiClient(Gateway(Stack(name="carekey-test", overrides={"CorsAllowedOrigins": origins}), queues=QUEUES), outbox)
 
 
 def _preflight(client: ApiClient, path: str, origin: str, method: str = "POST"):
