@@ -14,6 +14,7 @@ on the same machine, so the machine's speed cancels out:
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
@@ -390,6 +391,9 @@ def main(argv: list[str]) -> int:
     }
     enumerated = enumeration.measure(STACK, n=40 if quick else 200)
     data["seconds"] = time.perf_counter() - started
+    raw = ROOT / ".local" / "bench.json"  # the measurements, so `python -m bench.report` can re-render
+    raw.parent.mkdir(parents=True, exist_ok=True)
+    raw.write_text(json.dumps(data))
     report.write(data, ROOT / "docs" / "performance.md", ROOT / "docs" / "latency.svg")
     enumeration.write(enumerated, ROOT / "docs" / "performance.md")
     print(f"wrote docs/performance.md and docs/latency.svg in {data['seconds']:.0f}s")
