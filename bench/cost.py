@@ -99,8 +99,25 @@ def _log_cost(requests: float, months: float) -> float:
     return gb * (P["logs_ingest_gb"] + months * P["logs_store_gb_month"])
 
 
+# A queue consumer (the audit writer, the email sender) takes its messages in
+# batches of up to BATCH (the event source's BatchSize): per batch, Lambda's
+# event source makes one receive and one delete request and invokes the
+# consumer once, and the audit writer puts one archive object in S3. The local
+# event source delivers one request's messages at a time, so these per-batch
+# costs are counted here per message, divided by the batch.
+BATCH = 10
+CONSUMER_MS_PER_BATCH = 50.0  # the consumer's own time for a batch at 512 MB, assumed
+
+
+def _per_message(fifo: bool) -> float:
+    request = P["sqs_fifo_request" if fifo else "sqs_request"]
+    invocation = P["lambda_request"] + CONSUMER_MS_PER_BATCH / 1000 * 0.5 * P["lambda_gb_second_arm64"]
+    return (2 * request + invocation) / BATCH
+
+
 def _calls_cost(calls: dict[str, float]) -> float:
-    """Requests to other AWS services that a flow made (counted, not assumed)."""
+    """Requests to other AWS services that a flow made (counted, not assumed),
+    with the per-batch work of the queue consumers shared by a batch."""
     price = {
         "sqs:SendMessage": P["sqs_request"],
         "sqs:SendMessageBatch": P["sqs_request"],
@@ -111,12 +128,15 @@ def _calls_cost(calls: dict[str, float]) -> float:
         "kms:Decrypt": P["kms_request"],
         "kms:Encrypt": P["kms_request"],
         "kms:GenerateDataKey": P["kms_request"],
-        "s3:PutObject": P["s3_put"],
+        "s3:PutObject": P["s3_put"] / BATCH,
         "ses:SendEmail": P["ses_email"],
         "ses:SendRawEmail": P["ses_email"],
         "sesv2:SendEmail": P["ses_email"],
     }
-    return sum(n * price.get(op, 0.0) for op, n in calls.items())
+    messages = sum(n for op, n in calls.items() if op.startswith("sqs:Send"))
+    fifo_messages = sum(n for op, n in calls.items() if op.startswith("sqs-fifo:Send"))
+    consumers = messages * _per_message(False) + fifo_messages * _per_message(True)
+    return consumers + sum(n * price.get(op, 0.0) for op, n in calls.items())
 
 
 def flow_cost(flow: dict[str, Any], name: str, cpu_ms: float, memory_mb: int, api: str, months: float) -> dict[str, float]:

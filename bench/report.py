@@ -24,7 +24,24 @@ from bench.cost import (  # the prices and the model live in bench/cost.py
 )
 
 PARTS = ("api", "lambda", "dynamodb", "other", "logs")
-FLOOR_NOTES = "Why flows are above their floor: to be written from the measured operations."
+FLOOR_NOTES = """Why flows are above their floor (the operations are in the table):
+
+- **The audit writer's share.** Every audited request submits one SQS message
+  on its request path (no DynamoDB request there); the writer then stores the
+  record (BatchWriteItem) and moves the chain head (UpdateItem). The local
+  event source hands the writer one request's event at a time, so the head
+  update is counted once per event here; in AWS a batch of up to 10 events
+  moves the head once.
+- **Limits that cannot be overshot.** A login, code check or reset takes a
+  unit of the per-IP failure budget before it runs and gives it back when it
+  succeeds (two UpdateItems where a read and a conditional write of one would
+  race), and the per-address limits are separate counters.
+- **Login** reads its lockout state and hourly failure counter with separate
+  GetItems that one BatchGetItem could serve (the next change on this path),
+  writes the session (PutItem) and clears the lock (DeleteItem).
+- **The email sender** (forgot-password, register) reads the account and
+  suppression list, writes the code and counts the mailbox's hourly cap.
+- **Logout** is measured after a fresh login, so its row includes one."""
 
 
 def _cpu_ms(endpoint: dict[str, Any], getitem_ms: float) -> float:
@@ -221,6 +238,11 @@ def write(data: dict[str, Any], markdown: Path, svg_path: Path) -> None:
     scans = sum(f["scans"] for f in warm["flows"].values())
     model = cost_model(data)
     cost_target = TARGET_PER_MAU * MAU
+    kms_cost = sum(
+        warm["flows"].get(flow, {}).get("calls", {}).get("kms:GenerateMac", 0) * P["kms_request"] * times * MAU
+        for flow, times in (("login", WORKLOAD["logins"]), ("token refresh", WORKLOAD["refreshes"]))
+    )
+    snapstart = model["fixed"]["snapstart_cache"]
     cognito = {
         "Lite": (1_000_000 - 10_000) * P["cognito_lite_mau"],
         "Essentials": (1_000_000 - 10_000) * P["cognito_essentials_mau"],
@@ -253,8 +275,8 @@ def write(data: dict[str, Any], markdown: Path, svg_path: Path) -> None:
             f"moto's transactions copy the table for rollback, so they slow as the audit table grows). The service's "
             f"own time ({what}) is {own:.1f} ms, {own / base['getitem']:.1f} GetItems. The requests "
             "are the design: the authorizer reads the user and the session on every call (immediate logoff), rate "
-            "limits are atomic counters, and every event is appended to the audit chain (a head read and a "
-            "transaction)."
+            "limits are atomic counters, and every audited event is one SQS message whose writer (run within the "
+            "request here) stores the record and moves the chain head."
         )
     if not miss_text:
         miss_text.append("- Every target is met.")
@@ -352,6 +374,20 @@ ${cognito['Essentials']:,.0f}, Plus (the tier with compromised-credential
 and adaptive protection, closest to what this service does) ${cognito['Plus']:,.0f}.
 Cognito's prices exclude its email (SES) and any Lambda triggers.
 
+**Where the money goes, and the plan to a tenth of Cognito.** API Gateway's
+REST price alone is $1,050 of the refreshes; the HTTP API option cuts it to
+$300. The rest of the gap is the audit trail: each event costs one KMS
+GenerateMac ($3 a million: about ${kms_cost:,.0f} a month here), an SQS FIFO
+message, and the writer's DynamoDB writes. The plan, in order of effect:
+(1) one KMS MAC per writer batch over the batch's last SHA-256 link instead
+of one per record (every record stays covered by the chain; KMS falls
+tenfold); (2) the writer's head update and S3 object per batch of 10 (what
+AWS's event source delivers; counted per event here); (3) login's limit
+reads as one BatchGetItem; (4) the API access log kept for the audit period
+but function logs for a year, since the audit trail has its own six-year
+store. SnapStart's cache (${snapstart:,.0f} a month, fixed) buys cold starts off
+the request path; `EnableSnapStart=false` removes it for small deployments.
+
 What the HTTP API option gives up, and why the REST API stays the default:
 AWS WAF attaches only to a REST API (with the HTTP API, put CloudFront and
 WAF in front, whose own request price erases part of the saving), and a
@@ -399,10 +435,12 @@ login, reset-password and change-password, `FunctionMemorySize` (default
   per-IP counters put every sign-up from one address on one item (DynamoDB
   allows 1,000 WCU a second per partition), so a single NAT address tops out
   near that, and the sign-up cap per IP (20 an hour) refuses such bursts long
-  before. The audit trail's chain heads are the real limit: every event
-  moves one of 4 heads in a transaction, so conflicts rise with load; the
-  number of chains (`CHAINS` in carekey/audit.py) must grow with the event
-  rate, or the trail move to a stream.
+  before. The audit trail has one writer that orders and chains events
+  from an SQS FIFO queue, one batch of up to 10 at a time (one message
+  group is delivered in order, one batch after another), so its throughput
+  is ten events per writer invocation; the queue absorbs bursts and the
+  writer catches up. Past what one ordered group sustains, the chain must
+  split into several message groups, each with its own chain.
 - SES: a new account sends 1 email a second in the sandbox and 14 a second
   after production access; 167 a second needs a quota raise first.
 - API Gateway: the account's 10,000 requests a second are far off, but the
