@@ -154,7 +154,16 @@ def main() -> int:
             for code, n in codes.items()
             if code in ("200", "401", "403")
         )
+        # The audit writer works after the answers, from its queue: wait until it has
+        # caught up (the count stops growing) before checking the trail, at most 5 minutes.
         after, verify_ok, verify_line = _audit_verify()
+        settle = time.time() + 300
+        while time.time() < settle:
+            time.sleep(10)
+            again, verify_ok, verify_line = _audit_verify()
+            if again == after:
+                break
+            after = again
         audit_records = after - before
     finally:
         api.stop()
