@@ -27,8 +27,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
-from requests.adapters import HTTPAdapter
 
+from bench.source_address import SourceAddress
 from local import runner
 from local.template import ROOT
 
@@ -45,14 +45,6 @@ AUDITED = {("POST", "/login"), ("POST", "/token/refresh"), ("POST", "/forgot-pas
 LINE = re.compile(r"^(\w+) (\S+) -> (\d{3}) \((\d+) ms\)$")
 
 
-class _From(HTTPAdapter):
-    def __init__(self, address: str) -> None:
-        self._address = address
-        super().__init__()
-
-    def init_poolmanager(self, *args, **kwargs):
-        kwargs["source_address"] = (self._address, 0)
-        return super().init_poolmanager(*args, **kwargs)
 
 
 def _code(api: runner.LocalApi, email: str, deadline_s: float = 30.0) -> str:
@@ -70,7 +62,7 @@ def _code(api: runner.LocalApi, email: str, deadline_s: float = 30.0) -> str:
 
 def _create_account(api: runner.LocalApi, email: str, n: int) -> None:
     http = requests.Session()
-    http.mount("http://", _From(f"127.0.3.{n % 250 + 1}"))  # one sign-up per address: per-address sign-up limits hold
+    http.mount("http://", SourceAddress(f"127.0.3.{n % 250 + 1}"))  # one sign-up per address: per-address sign-up limits hold
     body = {"email": email, "first_name": "Load", "last_name": f"Person{n}", "password": PASSWORD, "password2": PASSWORD}
     r = http.post(api.url + "/register", json=body, timeout=60)
     if r.status_code != 201:

@@ -16,23 +16,13 @@ import random
 import threading
 
 from locust import HttpUser, between, task
-from requests.adapters import HTTPAdapter
+from source_address import SourceAddress  # bench/, which Locust puts on the path
 
 ACCOUNTS = json.loads(open(os.environ["LOAD_ACCOUNTS"]).read())  # noqa: SIM115 - read once at import
 _next = iter(range(10**9))
 _lock = threading.Lock()
 
 
-class _SourceAddress(HTTPAdapter):
-    """Connects from a chosen loopback address, so the API sees one client per person."""
-
-    def __init__(self, address: str) -> None:
-        self._address = address
-        super().__init__()
-
-    def init_poolmanager(self, *args, **kwargs):
-        kwargs["source_address"] = (self._address, 0)
-        return super().init_poolmanager(*args, **kwargs)
 
 
 def _expected(response, *ok: int) -> None:
@@ -51,7 +41,7 @@ class Person(HttpUser):
         with _lock:
             n = next(_next)
         self.account = ACCOUNTS["people"][n % len(ACCOUNTS["people"])]
-        adapter = _SourceAddress(f"127.0.1.{n % 250 + 1}")
+        adapter = SourceAddress(f"127.0.1.{n % 250 + 1}")
         self.client.mount("http://", adapter)
         self.access = self.refresh_token = None
         self.login()
@@ -97,7 +87,7 @@ class Attacker(HttpUser):
 
     @task
     def wrong_password(self) -> None:
-        self.client.mount("http://", _SourceAddress(f"127.0.{random.randint(2, 200)}.{random.randint(1, 250)}"))  # noqa: S311
+        self.client.mount("http://", SourceAddress(f"127.0.{random.randint(2, 200)}.{random.randint(1, 250)}"))  # noqa: S311
         body = {"email": random.choice(ACCOUNTS["victims"]), "password": "not-the-password-0"}  # noqa: S311
         with self.client.post("/login", json=body, name="POST /login (wrong password)", catch_response=True) as r:
             _expected(r, 401)
