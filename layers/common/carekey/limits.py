@@ -134,3 +134,28 @@ def login_failed(email: str) -> None:
 
 def login_succeeded(gate_key: str) -> None:
     store.clear_lock(gate_key)
+
+
+def clear_for(email: str) -> None:
+    """An operator's unlock: the login lockout and hourly failure count, the
+    email cooldowns and hourly send cap of this address, and the tries of its
+    pending codes, all back to a fresh start."""
+    from carekey.otp import PASSWORD_RESET, VERIFY_EMAIL, item_key
+
+    ek = email_key(email)
+    windows = (store.now() // HOUR, store.now() // HOUR - 1)
+    keys = [f"login#{ek}"]
+    keys += [f"{counter}#{ek}#{window}" for counter in ("loginhour", "sendhour") for window in windows]
+    keys += [f"send#{purpose}#{ek}" for purpose in (VERIFY_EMAIL, PASSWORD_RESET, "account_exists")]
+    store.clear_limit_items(keys)
+    for purpose in (VERIFY_EMAIL, PASSWORD_RESET):
+        store.reset_code_tries(item_key(purpose, email))
+
+
+def locked(email: str) -> bool:
+    """Whether logins of this address are refused now (lockout or hourly failure cap)."""
+    ek = email_key(email)
+    if store.counter_value(f"loginhour#{ek}", HOUR) >= settings().login_failures_per_hour:
+        return True
+    seen = store.lock_state(f"login#{ek}")
+    return seen is not None and seen.locked_until is not None and int(seen.locked_until) > store.now()

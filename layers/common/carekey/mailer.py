@@ -133,6 +133,18 @@ def session_ended_notice(to: str) -> Email:
     )
 
 
+def account_deleted_notice(to: str) -> Email:
+    return _notice(
+        to,
+        f"Your {settings().service_name} account was deleted",
+        [
+            "Your account and the personal details it held were just deleted at your request, and every device was signed out.",
+            "If you did this, you need do nothing; you may register again with this address at any time.",
+            "If you did not, someone had your password: contact support.",
+        ],
+    )
+
+
 def send(email: Email) -> bool:
     """Send through SES with the configuration set (whose bounces and complaints
     feed the suppression list).  False when not sent: SES refused it, or the

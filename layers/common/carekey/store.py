@@ -13,7 +13,8 @@ Tables
             HMAC, its expiry (checked in code) and a TTL for housekeeping;
             and one signup#<keyed hash of email> item per address: the newest
             sign-up waiting for its code (expiry checked in code, TTL cleans up).
-- sessions: one item per signed-in session (its refresh-token chain, as digests).
+- sessions: one item per signed-in session (its refresh-token chain, as digests);
+            the by_user index lists a user's sessions.
 - limits:   counters and lockouts keyed by hashes of emails and source IPs,
             and the suppression list (suppressed#<keyed hash of email>, no TTL).
 - passkeys: one item per (user, WebAuthn credential): its public key and
@@ -40,6 +41,7 @@ from pynamodb.attributes import (
 )
 from pynamodb.connection import Connection
 from pynamodb.exceptions import DeleteError, DoesNotExist, PynamoDBException, TransactWriteError, UpdateError
+from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
@@ -203,6 +205,19 @@ class SignupItem(Model):
         )
 
 
+# What the by_user index carries: enough to list a user's sessions, no token digest.
+SESSION_LISTING = ["token_version", "revoked", "last_used", "refresh_expires_at", "ip", "user_agent"]
+
+
+class SessionsByUser(GlobalSecondaryIndex):  # type: ignore[type-arg]
+    class Meta:
+        index_name = "by_user"
+        projection = IncludeProjection(SESSION_LISTING)
+
+    user_id = UnicodeAttribute(hash_key=True)
+    created_at = NumberAttribute(range_key=True)
+
+
 class SessionItem(Model):
     """One signed-in session: a chain of refresh tokens, each replacing the last.
 
@@ -229,6 +244,7 @@ class SessionItem(Model):
     last_used = NumberAttribute()
     revoked = BooleanAttribute(default=False)
     ttl = TTLAttribute(null=True)
+    by_user = SessionsByUser()
 
     def live(self, at: int, idle_seconds: int, max_seconds: int) -> bool:
         return (
@@ -419,6 +435,99 @@ def change_password(user: UserItem, new_hash: str) -> int | None:
 
 def end_all_sessions(user_id: str) -> None:
     UserItem(f"USER#{user_id}").update(actions=[UserItem.token_version.add(1)], condition=UserItem.pk.exists())
+
+
+# ---- operators' changes to an account ---------------------------------------------
+
+
+def _update_account(user_id: str, actions: list[Any]) -> UserItem | None:
+    """Apply `actions` to the account in one conditional update; the account
+    as it is afterwards, or None when there is no such account."""
+    try:
+        answer = UserItem._get_connection().update_item(
+            f"USER#{user_id}", actions=actions, condition=UserItem.pk.exists(), return_values="ALL_NEW"
+        )
+    except UpdateError as exc:
+        if _condition_failed(exc):
+            return None
+        raise
+    return UserItem.from_raw_data(answer["Attributes"])
+
+
+def set_active(user_id: str, active: bool) -> UserItem | None:
+    """Activate or deactivate the account.  Deactivating also bumps the token
+    version, so every session and every access token ends at the next check
+    (the authorizer reads the account on every request)."""
+    actions = [UserItem.is_active.set(active)]
+    if not active:
+        actions.append(UserItem.token_version.add(1))
+    return _update_account(user_id, actions)
+
+
+def end_sessions_of(user_id: str) -> UserItem | None:
+    """End every session and access token of the account (bump the token version)."""
+    return _update_account(user_id, [UserItem.token_version.add(1)])
+
+
+def retire_password(user_id: str, unusable_hash: str) -> UserItem | None:
+    """Replace the password with one nobody knows and end every session, in one write."""
+    return _update_account(user_id, [UserItem.password_hash.set(unusable_hash), UserItem.token_version.add(1)])
+
+
+def live_session_count(user_id: str, token_version: int, idle_seconds: int, max_seconds: int) -> int:
+    """How many sessions of the account still work: not ended, from the current
+    token version, not idle or old beyond their limits."""
+    t = now()
+    condition = (
+        (SessionItem.revoked == False)  # noqa: E712
+        & (SessionItem.token_version == token_version)
+        & (SessionItem.last_used >= t - idle_seconds)
+        & (SessionItem.refresh_expires_at > t)
+    )
+    return SessionItem.by_user.count(user_id, range_key_condition=SessionItem.created_at >= t - max_seconds, filter_condition=condition)
+
+
+def erase_account(user: UserItem) -> bool:
+    """Delete the account and free its address, in one transaction: of parallel
+    erasures exactly one succeeds (True); the others, and an account already
+    gone, get False.  What hangs off the account is removed by `erase_traces`."""
+
+    def build(tx: TransactWrite) -> None:
+        tx.delete(UserItem(user.pk), condition=UserItem.pk.exists() & (UserItem.user_id == user.user_id))
+        tx.delete(EmailClaim(f"EMAIL#{user.email}"), condition=EmailClaim.pk.does_not_exist() | (EmailClaim.user_id == user.user_id))
+
+    return not _write_transaction(build)
+
+
+def erase_traces(user_id: str, code_keys: list[str]) -> None:
+    """Delete what an erased account leaves behind: its sessions, its passkeys,
+    and its pending codes and sign-ups (`code_keys`, in the otps table).  Each
+    delete is idempotent, so an interrupted erasure can simply run again."""
+    with SessionItem.batch_write() as batch:
+        for session in SessionItem.by_user.query(user_id):
+            batch.delete(SessionItem(session.session_id))
+    with PasskeyItem.batch_write() as batch:
+        for key in PasskeyItem.query(user_id, consistent_read=True, attributes_to_get=["user_id", "key"]):
+            batch.delete(PasskeyItem(user_id, key.key))
+    with OtpItem.batch_write() as batch:
+        for key in code_keys:
+            batch.delete(OtpItem(key))
+
+
+def clear_limit_items(keys: list[str]) -> None:
+    """Delete lockouts, counters and cooldowns (absent ones are no error)."""
+    with LimitItem.batch_write() as batch:
+        for key in keys:
+            batch.delete(LimitItem(key))
+
+
+def reset_code_tries(key: str) -> None:
+    """Give a pending code its full try budget back (nothing when there is no code)."""
+    try:
+        OtpItem(key).update(actions=[OtpItem.attempts.set(0), OtpItem.window_start.set(now())], condition=OtpItem.pk.exists())
+    except UpdateError as exc:
+        if not _condition_failed(exc):
+            raise
 
 
 # ---- one-time codes ---------------------------------------------------------------
