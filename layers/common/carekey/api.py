@@ -56,15 +56,25 @@ class Principal:
     session_id: str
 
 
+@dataclass(frozen=True)
+class Operator:
+    """An operator calling an AWS_IAM route, as API Gateway verified their SigV4
+    signature: the IAM principal's ARN (what the audit trail records)."""
+
+    arn: str
+
+
 @dataclass
 class Call(Generic[M]):
     body: M
     client: Client
     principal: Principal | None = None
+    operator: Operator | None = None
     base_url: str = ""
     issuer: str = ""  # the `iss` of this API's tokens
     resource: str = ""
     path_params: dict[str, str] = field(default_factory=dict)
+    query: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -140,6 +150,20 @@ def _principal_of(event: dict[str, Any]) -> Principal | None:
     user_id, session_id = auth.get("user_id"), auth.get("session_id")
     if isinstance(user_id, str) and user_id and isinstance(session_id, str) and session_id:
         return Principal(user_id=user_id, session_id=session_id)
+    return None
+
+
+_ARN = re.compile(r"^arn:aws[a-z-]*:(iam|sts)::[0-9]{12}:[\x21-\x7e]{1,1800}$")
+
+
+def _operator_of(event: dict[str, Any]) -> Operator | None:
+    """The IAM caller API Gateway vouched for (REST: requestContext.identity;
+    HTTP API, payload 2.0: requestContext.authorizer.iam)."""
+    ctx = event.get("requestContext") or {}
+    identity = ctx.get("identity") or ((ctx.get("authorizer") or {}).get("iam")) or {}
+    arn = identity.get("userArn")
+    if isinstance(arn, str) and _ARN.match(arn):
+        return Operator(arn=arn)
     return None
 
 
@@ -294,7 +318,9 @@ class Route:
     flow: Flow
     model: type[BaseModel] = _NoBody
     protected: bool = False
-    paths: tuple[str, ...] = ()  # only these resources (empty: every path routed to the function)
+    operator: bool = False  # an AWS_IAM route: API Gateway checked the caller's SigV4 signature
+    paths: tuple[str, ...] = ()
+    elsewhere: bool = False  # served by another function on the same path: only named in Allow and CORS preflights  # only these resources (empty: every path routed to the function)
 
     def serves(self, resource: str) -> bool:
         return not self.paths or resource in self.paths
@@ -367,7 +393,7 @@ def _dispatch(routes: dict[str, Routes], event: dict[str, Any]) -> dict[str, Any
         if method == "OPTIONS" and _header(event, "Access-Control-Request-Method") and _header(event, "Origin"):
             return _preflight(routes, event, resource)
         route = _serving(routes.get(method), resource)
-        if route is None:
+        if route is None or route.elsewhere:
             refusal = errors.MethodNotAllowed()
             refusal.headers["Allow"] = ", ".join(sorted(m for m, r in routes.items() if _serving(r, resource)))
             raise refusal
@@ -376,15 +402,21 @@ def _dispatch(routes: dict[str, Routes], event: dict[str, Any]) -> dict[str, Any
             principal = _authorize_here(event)
         if route.protected and principal is None:
             raise errors.Unauthorized()
+        operator = _operator_of(event) if route.operator else None
+        if route.operator and operator is None:
+            # Only API Gateway's IAM authorization reaches these flows; anything else is refused.
+            raise errors.OperatorRequired()
         body = parse(route.model, event) if route.model is not _NoBody else _NoBody()
         call = Call(
             body=body,
             client=client_of(event),
             principal=principal,
+            operator=operator,
             base_url=base_url_of(event),
             issuer=issuer_of(event),
             resource=resource,
             path_params={str(k): str(v) for k, v in (event.get("pathParameters") or {}).items()},
+            query={str(k): str(v) for k, v in (event.get("queryStringParameters") or {}).items()},
         )
         reply = route.flow(call)
         if reply.raw:

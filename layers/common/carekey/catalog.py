@@ -22,6 +22,7 @@ class Endpoint:
     description: str
     model: type[BaseModel] | None = None
     auth: bool = False
+    operator: bool = False  # AWS_IAM: a SigV4-signed request of an IAM principal holding AdminPolicy
     example: dict[str, Any] = field(default_factory=dict)
     response: type[BaseModel] | None = None
     status: int = 200
@@ -75,6 +76,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              example={"current_password": "correct horse battery", "new_password": "a new long passphrase",
                       "confirm_password": "a new long passphrase"},
              response=schemas.ChangePasswordResponse, errors=(*BODY_ERRORS, 401)),
+    Endpoint("delete_account", "DELETE", "/profile", "Delete your own account (password, and the second-factor code when it is on)",
+             schemas.DeleteAccountRequest, auth=True, example={"password": "correct horse battery"},
+             response=schemas.SuccessResponse, errors=(*BODY_ERRORS, 401, 503)),
     Endpoint("webauthn_register_options", "POST", "/webauthn/register/options",
              "Start adding a passkey: creation options for navigator.credentials.create() (needs the current password)",
              schemas.PasskeyRegisterOptionsRequest, auth=True, example={"password": "correct horse battery"},
@@ -100,6 +104,25 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              response=schemas.PasskeyList, errors=(401,), tag="passkeys"),
     Endpoint("webauthn_credential_delete", "DELETE", "/webauthn/credentials/{id}", "Remove one of your passkeys; the owner is emailed",
              auth=True, response=schemas.SuccessResponse, errors=(401, 404), tag="passkeys"),
+    Endpoint("admin_find_user", "GET", "/admin/users", "Operators: find a person by email (?email=)", operator=True,
+             response=schemas.AdminUser, errors=(400, 403, 404), tag="operators"),
+    Endpoint("admin_get_user", "GET", "/admin/users/{id}", "Operators: a person and their account's state", operator=True,
+             response=schemas.AdminUser, errors=(403, 404), tag="operators"),
+    Endpoint("admin_erase_user", "DELETE", "/admin/users/{id}", "Operators: erase a person", operator=True,
+             response=schemas.AdminActionResponse, errors=(403, 404, 503), tag="operators"),
+    Endpoint("admin_disable_user", "POST", "/admin/users/{id}/disable", "Operators: deactivate an account and end every session",
+             operator=True, response=schemas.AdminActionResponse, errors=(403, 404), tag="operators"),
+    Endpoint("admin_enable_user", "POST", "/admin/users/{id}/enable", "Operators: reactivate an account", operator=True,
+             response=schemas.AdminActionResponse, errors=(403, 404), tag="operators"),
+    Endpoint("admin_unlock_user", "POST", "/admin/users/{id}/unlock", "Operators: clear the login lockout and code limits",
+             operator=True, response=schemas.AdminActionResponse, errors=(403, 404), tag="operators"),
+    Endpoint("admin_sign_out_user", "POST", "/admin/users/{id}/sign-out", "Operators: end every session of an account",
+             operator=True, response=schemas.AdminActionResponse, errors=(403, 404), tag="operators"),
+    Endpoint("admin_force_password_reset", "POST", "/admin/users/{id}/force-password-reset",
+             "Operators: void the password, end every session, email a reset code", operator=True,
+             response=schemas.AdminActionResponse, errors=(403, 404), tag="operators"),
+    Endpoint("admin_audit_trail", "GET", "/admin/users/{id}/audit", "Operators: one person's audit trail", operator=True,
+             response=schemas.AuditTrailResponse, errors=(403, 404), tag="operators"),
     Endpoint("ui", "GET", "/ui", "The hosted sign-in page: sign-up, codes, sign-in with a password or a passkey, profile, passkeys",
              media_type="text/html", tag="sign-in page"),
     Endpoint("ui_asset", "GET", "/ui/{asset}", "The sign-in page's script and stylesheet (served here, no CDN)",
@@ -145,6 +168,29 @@ DETAILS: dict[str, str] = {
     "account with {\"all\": true}.",
     "change_password": "Needs the current password (guarded like a login). Every other session ends; this one goes on "
     "with the new token pair in the answer, and the owner is emailed.",
+    "delete_account": "Erases the signed-in person's account as an operator's erasure does: the account, its address "
+    "(free to register again, as a new person), every session and token, passkeys, second-factor secrets and pending "
+    "codes. Needs the current password (guarded like a login) and, when two-step sign-in is on, its code. The "
+    "address is emailed a notice. The audit trail keeps only ids and keyed hashes.",
+    "admin_find_user": "AWS_IAM: sign the request (SigV4, service execute-api) with credentials holding the stack's "
+    "AdminPolicy. The person with this email: public fields, is_active, locked, mfa_enabled, session_count, "
+    "legacy_id. 404 when no account has it. Audited with the caller's IAM ARN, as every operators' call is.",
+    "admin_get_user": "AWS_IAM. The person with this id (a UUID; anything else is a 404).",
+    "admin_erase_user": "AWS_IAM. Erases the person: the account (email, names, phone, password, second-factor "
+    "secrets), the claim on the address (which can then register again, as a new person), every session and token, "
+    "passkeys and pending codes. The audit trail keeps only ids and keyed hashes. Of parallel erasures one "
+    "succeeds; the others get 404.",
+    "admin_disable_user": "AWS_IAM. Deactivates the account; every session and every access token stops working at "
+    "once (the token version moves on), and a login with the right password answers 403 Account deactivated.",
+    "admin_enable_user": "AWS_IAM. Reactivates the account. Sessions ended by the deactivation stay ended.",
+    "admin_unlock_user": "AWS_IAM. Clears the login lockout and the hourly failure count, the email cooldowns and "
+    "hourly cap of the address, and gives pending codes their tries back.",
+    "admin_sign_out_user": "AWS_IAM. Ends every session and access token of the account at once.",
+    "admin_force_password_reset": "AWS_IAM. The password stops working (replaced by a hash of a secret nobody "
+    "keeps), every session ends, and a password reset code is emailed through the usual email queue (its cooldown, "
+    "hourly cap and suppression list apply; a deactivated account gets none).",
+    "admin_audit_trail": "AWS_IAM. Every audit record about the person (their id, and the keyed hash of their "
+    "address while the account exists), oldest first. The one function allowed to read the audit table.",
     "webauthn_register_options": "Needs a signed-in session and the current password. Answers the options for "
     "navigator.credentials.create(): a single-use challenge that dies after WEBAUTHN_CHALLENGE_SECONDS, a discoverable "
     "credential with user verification required, and the account's passkeys to exclude.",

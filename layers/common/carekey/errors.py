@@ -109,6 +109,15 @@ class Unauthorized(InvalidToken):
     challenge = REALM
 
 
+class OperatorRequired(ServiceError):
+    """An operators' route reached without an IAM caller (API Gateway admits
+    only SigV4-signed requests to them; this is the function's own check)."""
+
+    status = 403
+    error = "Forbidden"
+    message = "This route needs a request signed with AWS credentials (SigV4) allowed to invoke it."
+
+
 class RateLimited(ServiceError):
     status = 429
     error = "Too many requests"

@@ -44,6 +44,9 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
     return {"application/json": {"schema": schema}}
 
 
+_OPERATOR_403 = "Not signed, badly or too long ago signed (SigV4), or signed by credentials without AdminPolicy"
+
+
 def _error_response(status: int, components: _Components, token_errors: bool = False) -> dict[str, Any]:
     """The error schemas do not overlap (a generated client can tell them apart by
     their required fields); the most specific comes first in a oneOf."""
@@ -75,10 +78,20 @@ def _operation(ep: Endpoint, components: _Components) -> dict[str, Any]:
     if "{asset}" in ep.path:
         names = UI_ASSETS if ep.path.startswith("/ui/") else DOCS_ASSETS
         op["parameters"] = [{"name": "asset", "in": "path", "required": True, "schema": {"type": "string", "enum": list(names)}}]
-    if "{id}" in ep.path:
+    if "{id}" in ep.path and ep.operator:
+        op["parameters"] = [
+            {"name": "id", "in": "path", "required": True, "description": "The person's id (a UUID)",
+             "schema": {"type": "string", "format": "uuid"}}
+        ]
+    elif "{id}" in ep.path:
         op["parameters"] = [
             {"name": "id", "in": "path", "required": True, "description": "The passkey's credential id (base64url)",
              "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$", "maxLength": 1400}}
+        ]
+    if ep.name == "admin_find_user":
+        op["parameters"] = [
+            {"name": "email", "in": "query", "required": True, "description": "The person's email address",
+             "schema": {"type": "string", "format": "email", "maxLength": 254}}
         ]
     if ep.response is not None:
         success: dict[str, Any] = {"description": "Success", "content": _json(components.ref(ep.response, "serialization"))}
@@ -86,14 +99,18 @@ def _operation(ep: Endpoint, components: _Components) -> dict[str, Any]:
         success = {"description": "Success", "content": _json({"type": "object"})}
     else:
         success = {"description": "Success", "content": {t: {"schema": {"type": "string"}} for t in ep.media_type.split(",")}}
-    if ep.tag in ("auth", "passkeys"):
+    if ep.tag in ("auth", "passkeys", "operators"):
         success["headers"] = _NO_STORE
     responses = {str(ep.status): success}
     # A 401 of a protected route or of the refresh endpoint is about a token: SimpleJWT's shape.
     token_errors = ep.auth or ep.name == "token_refresh"
     for status in ep.errors:
         responses[str(status)] = _error_response(status, components, token_errors)
-    if ep.auth:
+        if ep.operator and status == 403:
+            responses[str(status)]["description"] = _OPERATOR_403
+    if ep.operator:
+        op["security"] = [{"sigv4": []}]
+    elif ep.auth:
         op["security"] = [{"bearerAuth": []}]
         responses.setdefault("401", _error_response(401, components, True))
     else:
@@ -138,6 +155,7 @@ def document() -> dict[str, Any]:
             {"name": "auth", "description": "Sign-up, verification, login, tokens, password reset, profile"},
             {"name": "passkeys", "description": "Passkeys (WebAuthn): add one, sign in with one, list and remove them"},
             {"name": "sign-in page", "description": "The hosted sign-in page for teams without a front end of their own"},
+            {"name": "operators", "description": "The operators' API: AWS_IAM (SigV4) authorization, every call audited with the IAM caller"},
             {"name": "documentation", "description": "This documentation and the token verification keys"},
         ],
         "paths": paths,
@@ -149,7 +167,15 @@ def document() -> dict[str, Any]:
                     "scheme": "bearer",
                     "bearerFormat": "JWT",
                     "description": "An access token from POST /login or POST /token/refresh (RFC 9068, ES256)",
-                }
+                },
+                "sigv4": {
+                    "type": "apiKey",
+                    "name": "Authorization",
+                    "in": "header",
+                    "description": "AWS Signature Version 4 (service execute-api) by an IAM principal allowed execute-api:Invoke "
+                    "on /admin/* (the stack's AdminPolicy); `make admin` signs for you",
+                    "x-amazon-apigateway-authtype": "awsSigv4",
+                },
             },
         },
     }

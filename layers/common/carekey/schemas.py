@@ -181,6 +181,11 @@ class ProfileUpdateRequest(Request):
         return value
 
 
+class DeleteAccountRequest(Request):
+    password: Password = Field(description="The current password: deleting the account needs it")
+    code: Otp | None = Field(None, description="The second-factor code, when two-step sign-in is on")
+
+
 # ---- responses: what the flows answer, and what the OpenAPI document says they answer ----
 
 
@@ -239,6 +244,36 @@ class VerifyResetResponse(Response):
 class SuccessResponse(Response):
     message: str
     success: bool
+
+
+class AdminUser(User):
+    """A person as operators see them: the public fields and the account's state."""
+
+    is_active: bool
+    locked: bool = Field(description="Login is locked out after repeated failures")
+    mfa_enabled: bool
+    session_count: int = Field(description="Sessions that still work")
+    legacy_id: str | None = Field(description="The id in the system the person was imported from, or null")
+
+
+class AdminActionResponse(Response):
+    message: str
+    success: bool
+    user_id: str
+
+
+class AuditEntry(Response):
+    model_config = ConfigDict(extra="allow", defer_build=True)
+
+    seq: int
+    event: str
+    outcome: str
+    at: str
+
+
+class AuditTrailResponse(Response):
+    user_id: str
+    records: list[AuditEntry]
 
 
 class TokenPair(Response):

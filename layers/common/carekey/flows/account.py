@@ -1,4 +1,4 @@
-"""The signed-in user's own account: profile and password change."""
+"""The signed-in user's own account: profile, password change and deletion."""
 
 from __future__ import annotations
 
@@ -8,7 +8,13 @@ from carekey import audit, errors, limits, mailer, otp, passwords, store, tokens
 from carekey.api import Call, Reply
 from carekey.config import settings
 from carekey.observability import metrics
-from carekey.schemas import ChangePasswordRequest, ChangePasswordResponse, ProfileUpdateRequest
+from carekey.schemas import (
+    ChangePasswordRequest,
+    ChangePasswordResponse,
+    DeleteAccountRequest,
+    ProfileUpdateRequest,
+    SuccessResponse,
+)
 
 
 def _me(call: Call) -> store.UserItem:
@@ -91,3 +97,27 @@ def change_password(call: Call[ChangePasswordRequest]) -> Reply:
         200,
         ChangePasswordResponse(message="Password changed. Other sessions have been signed out.", success=True, access=access, refresh=refresh),
     )
+
+
+def confirm_second_factor(user: store.UserItem, code: str | None) -> None:
+    """Where two-step sign-in is on, a sensitive change also needs its code.
+
+    The account model says whether it is on (`mfa_enabled`); until the code
+    check is wired here, an account with it on is refused (fails closed)
+    rather than let through on the password alone."""
+    if getattr(user, "mfa_enabled", False):
+        raise errors.FieldErrors({"code": ["Enter the code from your authenticator app." if not code else "The code is incorrect."]})
+
+
+def delete_account(call: Call[DeleteAccountRequest]) -> Reply:
+    """The person erases their own account (as an operator's erasure does),
+    with their password (and second-factor code); the address is told."""
+    from carekey.flows import erasure
+
+    user = _me(call)
+    confirm_password(user, call.body.password, call, field="password", event="account.erase")
+    confirm_second_factor(user, call.body.code)
+    if not erasure.erase(user, call.client, event="account.erase", detail={"by": "self"}):
+        raise errors.Unauthorized()  # erased meanwhile by a parallel request
+    mailer.send(mailer.account_deleted_notice(user.email))
+    return Reply(200, SuccessResponse(message="Your account has been deleted.", success=True))

@@ -29,6 +29,8 @@ def api_root(call: Call) -> Reply:
             entry["optional_fields"] = optional
         if ep.auth:
             entry["authentication"] = "Bearer access token"
+        if ep.operator:
+            entry["authentication"] = "AWS SigV4 (IAM principal holding the stack's AdminPolicy)"
         if ep.example:
             entry["example_request"] = ep.example
         endpoints[ep.name] = entry
