@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from local import events
+from local import events, sigv4
 from local.functions import LambdaContext, handler
 from local.queues import QueuePump
 from local.template import Route, Stack
@@ -121,11 +121,37 @@ class Gateway:
             request_id=request_id,
         )
         event["pathParameters"] = params or None
+        if route.iam:
+            denied = self._check_signature(method, path, headers, query, body, event)
+            if denied is not None:
+                return denied
         if route.authorizer:
             denied = self._authorize(route, event, headers)
             if denied is not None:
                 return denied
         return self._invoke(route.function, event, request_id)
+
+    def _check_signature(
+        self,
+        method: str,
+        path: str,
+        headers: list[tuple[str, str]],
+        query: list[tuple[str, str]],
+        body: bytes | None,
+        event: dict[str, Any],
+    ) -> Response | None:
+        """AWS_IAM authorization: a valid SigV4 signature of the emulator's
+        principal, or API Gateway's 403.  The caller lands in requestContext.identity."""
+        host = next((v for k, v in headers if k.lower() == "host"), "")
+        verdict = sigv4.verify(method, host, path, query, headers, body)
+        if isinstance(verdict, sigv4.Refusal):
+            if not self.responses:  # an HTTP API's own answer
+                return Response(403, {"Content-Type": "application/json"}, b'{"message":"Forbidden"}')
+            return self.gateway_response(verdict.kind, 403, headers)
+        identity = event["requestContext"]["identity"]
+        identity.update({"accessKey": verdict.access_key, "accountId": sigv4.ACCOUNT, "caller": "AIDALOCAL", "user": "AIDALOCAL",
+                         "userArn": verdict.arn})
+        return None
 
     def _authorize(self, route: Route, event: dict[str, Any], headers: list[tuple[str, str]]) -> Response | None:
         token = next((v for k, v in headers if k.lower() == "authorization"), "")

@@ -14,6 +14,8 @@ a copy of it, so every route, table and policy is the same, except:
   API's authorizer makes, with the authorizer's permissions added to them), so
   every 401 comes from the service with its documented body and
   `WWW-Authenticate`, and a protected request is one Lambda invocation, not two;
+- the operators' routes (/admin/*) keep AWS_IAM authorization, which HTTP APIs
+  also have (`EnableIamAuthorizer`): SigV4 is checked by API Gateway;
 - what an HTTP API cannot have is left out: the WAF web ACL association (put
   CloudFront with AWS WAF in front instead), gateway responses (a path no
   route serves answers the HTTP API's own `404 {"message": "Not Found"}`),
@@ -140,10 +142,13 @@ def http_api_template(source: dict[str, Any] | None = None) -> dict[str, Any]:
                 continue
             p = event["Properties"]
             auth = (p.get("Auth") or {}).get("Authorizer")
-            if auth and auth != "NONE":
-                protected = True
             event["Type"] = "HttpApi"
             event["Properties"] = {"ApiId": {"Ref": api_id}, "Path": p["Path"], "Method": p["Method"], "PayloadFormatVersion": "1.0"}
+            if auth == "AWS_IAM":  # the operators' routes: API Gateway checks SigV4 on an HTTP API too
+                event["Properties"]["Auth"] = {"Authorizer": "AWS_IAM"}
+                http_props["Auth"] = {"EnableIamAuthorizer": True}
+            elif auth and auth != "NONE":
+                protected = True
         if protected:
             policies = props.setdefault("Policies", [])
             for policy in authorizer_policies:

@@ -217,9 +217,10 @@ class Stack:
         out = []
         for logical, res in self.of_type("AWS::Serverless::Function").items():
             for event in (res["Properties"].get("Events") or {}).values():
-                if event["Type"] == "HttpApi":  # the HTTP API option: no gateway authorizer
+                if event["Type"] == "HttpApi":  # the HTTP API option: no gateway authorizer, but IAM authorization
                     p = event["Properties"]
-                    out.append(Route(p["Path"], p["Method"].upper(), logical, None))
+                    iam = (p.get("Auth") or {}).get("Authorizer") == "AWS_IAM"
+                    out.append(Route(p["Path"], p["Method"].upper(), logical, None, iam))
                     continue
                 if event["Type"] != "Api":
                     continue
@@ -227,6 +228,9 @@ class Stack:
                 authorizer = (p.get("Auth") or {}).get("Authorizer")
                 api_id = p["RestApiId"]["Ref"]
                 authorizer_fn = None
+                if authorizer == "AWS_IAM":  # API Gateway checks the SigV4 signature itself
+                    out.append(Route(p["Path"], p["Method"].upper(), logical, None, True))
+                    continue
                 if authorizer and authorizer != "NONE":
                     auth_cfg = apis[api_id]["Properties"]["Auth"]["Authorizers"][authorizer]
                     arn = auth_cfg["FunctionArn"]  # !GetAtt Fn.Arn, or !Ref Fn.Alias (the published alias)
@@ -251,3 +255,4 @@ class Route:
     method: str
     function: str
     authorizer: str | None
+    iam: bool = False  # AWS_IAM authorization: SigV4-signed by an allowed IAM principal
