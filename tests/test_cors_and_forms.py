@@ -56,7 +56,7 @@ def test_a_preflight_of_a_protected_path_needs_no_token(cors_api):
     r = _preflight(cors_api, "/profile", DEV, method="PUT")
     assert r.status == 204
     assert r.headers["Access-Control-Allow-Origin"] == DEV
-    assert r.headers["Access-Control-Allow-Methods"] == "GET, PUT, OPTIONS"
+    assert r.headers["Access-Control-Allow-Methods"] == "DELETE, GET, PUT, OPTIONS"
 
 
 def test_a_preflight_from_another_origin_gets_no_cors_headers(cors_api):

@@ -1,0 +1,409 @@
+"""The operators' API (AWS_IAM, SigV4) and erasing a person, through the same
+local gateway as every other test: requests are signed with botocore's SigV4
+as `make admin` signs them, and the gateway checks the signature as API
+Gateway does."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import botocore.auth
+import pytest
+from carekey import audit, otp, store
+
+from local import events, sigv4
+from local.functions import LambdaContext, handler
+from local.gateway import Gateway, Response
+from tests.client import PASSWORD, ApiClient
+from tests.conftest import STACK
+
+HOST = "127.0.0.1:3000"
+UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
+
+
+class Operator:
+    """An operator's signed requests (access key `local`, secret `local`, us-east-1)."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        query: list[tuple[str, str]] | None = None,
+        secret: str = sigv4.SECRET_KEY,
+        access_key: str = "local",
+        region: str = "us-east-1",
+        send_body: bytes | None = None,
+        extra: dict[str, str] | None = None,
+    ) -> Response:
+        data = json.dumps(body).encode() if body is not None else None
+        url = f"http://{HOST}{path}" + ("?" + urlencode(query, quote_via=quote) if query else "")
+        signed = sigv4.sign(method, url, data, access_key, secret, region=region, headers=extra)
+        headers = [("Host", HOST), ("User-Agent", "carekey-admin"), *signed.items()]
+        body_sent = send_body if send_body is not None else data
+        return self.gateway.handle(method, path, headers, list(query or []), body_sent, "192.0.2.10")
+
+    def get(self, path: str, **kw: Any) -> Response:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, **kw: Any) -> Response:
+        return self.request("POST", path, **kw)
+
+    def delete(self, path: str, **kw: Any) -> Response:
+        return self.request("DELETE", path, **kw)
+
+
+@pytest.fixture
+def operator(gateway: Gateway) -> Operator:
+    return Operator(gateway)
+
+
+def _person(api: ApiClient, email: str) -> tuple[str, dict[str, Any]]:
+    """A verified, signed-in person: their id and login answer."""
+    api.verified_user(email)
+    answer = api.login(email)
+    return answer["user"]["id"], answer
+
+
+def _parallel(n: int, fn):
+    with ThreadPoolExecutor(max_workers=min(n, 16)) as pool:
+        return list(pool.map(fn, range(n)))
+
+
+def _trail(operator: Operator, user_id: str) -> list[dict[str, Any]]:
+    response = operator.get(f"/admin/users/{user_id}/audit")
+    assert response.status == 200, response.body
+    return response.json()["records"]
+
+
+# ---- looking people up ----------------------------------------------------------------
+
+
+def test_an_operator_finds_a_person_by_email_with_their_accounts_state(api, operator):
+    # Given a person signed in on two devices
+    user_id, _ = _person(api, "finn@example.com")
+    api.login("finn@example.com")
+    # When an operator looks the address up
+    response = operator.get("/admin/users", query=[("email", "Finn@Example.com")])
+    # Then they see the public fields and the state of the account
+    assert response.status == 200, response.body
+    body = response.json()
+    assert body["id"] == user_id and body["email"] == "finn@example.com" and body["first_name"] == "Ada"
+    assert body["is_active"] is True and body["locked"] is False and body["mfa_enabled"] is False
+    assert body["session_count"] == 2 and body["legacy_id"] is None
+    assert response.headers["Cache-Control"] == "no-store"
+    # And by id, the same
+    assert operator.get(f"/admin/users/{user_id}").json() == body
+
+
+def test_an_unknown_email_or_id_is_404_and_a_missing_or_bad_email_is_400(operator):
+    assert operator.get("/admin/users", query=[("email", "nobody@example.com")]).status == 404
+    assert operator.get(f"/admin/users/{UNKNOWN_ID}").status == 404
+    missing = operator.get("/admin/users")
+    assert missing.status == 400 and missing.json() == {"email": ["This field is required."]}
+    assert operator.get("/admin/users", query=[("email", "not an email")]).status == 400
+
+
+@pytest.mark.parametrize(
+    "odd",
+    ["..", "%2e%2e", "USER%23x", "x" * 600, "%00", "'%20OR%201=1", UNKNOWN_ID.upper(), "%2F..%2Fprofile", "EMAIL%23a@b.c"],
+)
+def test_odd_ids_are_404_never_500(operator, odd):
+    for method, suffix in (("GET", ""), ("DELETE", ""), ("POST", "/disable"), ("POST", "/force-password-reset"), ("GET", "/audit")):
+        response = operator.request(method, f"/admin/users/{odd}{suffix}")
+        assert response.status == 404, (method, suffix, response.body)
+        assert "error" in response.json()
+
+
+def test_path_traversal_reaches_no_route(operator):
+    response = operator.get("/admin/users/../../profile")
+    assert response.status in (403, 404) and response.status < 500
+
+
+# ---- who may call -------------------------------------------------------------------
+
+
+def _unsigned(gateway: Gateway, method: str, path: str, headers: list[tuple[str, str]] | None = None) -> Response:
+    return gateway.handle(method, path, [("Host", HOST), *(headers or [])], [], None, "192.0.2.66")
+
+
+@pytest.mark.parametrize(
+    "method,path",
+    [("GET", "/admin/users"), ("GET", f"/admin/users/{UNKNOWN_ID}"), ("DELETE", f"/admin/users/{UNKNOWN_ID}"),
+     ("POST", f"/admin/users/{UNKNOWN_ID}/disable"), ("GET", f"/admin/users/{UNKNOWN_ID}/audit"),
+     ("PUT", f"/admin/users/{UNKNOWN_ID}/unlock")],
+)
+def test_an_unsigned_request_is_refused_with_403_json(gateway, method, path):
+    response = _unsigned(gateway, method, path)
+    assert response.status == 403 and response.json()["error"] == "Forbidden"
+
+
+def test_a_persons_bearer_token_is_no_admin_credential(api, gateway):
+    user_id, answer = _person(api, "bearer@example.com")
+    for path in (f"/admin/users/{user_id}", f"/admin/users/{user_id}/audit"):
+        response = _unsigned(gateway, "GET", path, [("Authorization", f"Bearer {answer['access']}")])
+        assert response.status == 403 and response.json()["error"] == "Forbidden"
+    response = _unsigned(gateway, "POST", f"/admin/users/{user_id}/disable", [("Authorization", f"Bearer {answer['access']}")])
+    assert response.status == 403
+    assert api.get("/profile", token=answer["access"]).status == 200  # nothing happened
+
+
+def test_a_wrong_secret_another_key_region_or_service_is_refused(api, operator, gateway):
+    user_id, answer = _person(api, "wrongkey@example.com")
+    assert operator.post(f"/admin/users/{user_id}/disable", secret="not-local").status == 403
+    assert operator.post(f"/admin/users/{user_id}/disable", access_key="AKIAOTHER", secret="local").status == 403
+    assert operator.post(f"/admin/users/{user_id}/disable", region="eu-west-1").status == 403
+    # And the account is untouched
+    assert api.get("/profile", token=answer["access"]).status == 200
+
+
+def test_a_body_changed_after_signing_is_refused(api, operator):
+    user_id, _ = _person(api, "tamper@example.com")
+    signed_for = {"reason": "routine"}
+    response = operator.post(f"/admin/users/{user_id}/disable", body=signed_for, send_body=b'{"reason":"tampered"}')
+    assert response.status == 403
+    # Nor does declaring the signed body's hash help
+    digest = __import__("hashlib").sha256(json.dumps(signed_for).encode()).hexdigest()
+    response = operator.post(f"/admin/users/{user_id}/disable", body=signed_for, send_body=b"{}", extra={"X-Amz-Content-SHA256": digest})
+    assert response.status == 403
+    assert operator.get(f"/admin/users/{user_id}").json()["is_active"] is True
+    # While the body as signed passes
+    assert operator.post(f"/admin/users/{user_id}/disable", body=signed_for).status == 200
+
+
+def test_a_signature_older_than_15_minutes_is_refused_however_valid(api, operator, monkeypatch):
+    user_id, _ = _person(api, "replay@example.com")
+    # Given a request signed 16 minutes ago (a captured request replayed)
+    past = datetime.now(timezone.utc) - timedelta(minutes=16)
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: past.replace(tzinfo=None))
+    assert operator.post(f"/admin/users/{user_id}/disable").status == 403
+    # And one dated 16 minutes ahead
+    future = datetime.now(timezone.utc) + timedelta(minutes=16)
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: future.replace(tzinfo=None))
+    assert operator.post(f"/admin/users/{user_id}/disable").status == 403
+    monkeypatch.undo()
+    assert operator.get(f"/admin/users/{user_id}").json()["is_active"] is True
+
+
+def test_the_function_itself_refuses_a_call_without_an_iam_caller():
+    # Given an event that did not come through API Gateway's IAM authorization
+    event = events.proxy_event(
+        method="POST", path=f"/admin/users/{UNKNOWN_ID}/disable", resource="/admin/users/{id}/disable", stage="dev",
+        headers=[("Host", HOST)], query=[], body=None, source_ip="192.0.2.1",
+    )
+    event["pathParameters"] = {"id": UNKNOWN_ID}
+    result = handler(STACK, "AdminUsersFunction")(event, LambdaContext("AdminUsersFunction", "r1"))
+    assert result["statusCode"] == 403 and json.loads(result["body"])["error"] == "Forbidden"
+
+
+# ---- what operators do ----------------------------------------------------------------
+
+
+def test_disable_ends_live_tokens_at_once_and_login_says_deactivated(api, operator):
+    # Given a person with a live access token and refresh token
+    user_id, answer = _person(api, "dina@example.com")
+    assert api.get("/profile", token=answer["access"]).status == 200
+    # When an operator disables the account
+    response = operator.post(f"/admin/users/{user_id}/disable")
+    assert response.status == 200 and response.json()["success"] is True
+    # Then the same access token is refused on the very next request, and the refresh token too
+    assert api.get("/profile", token=answer["access"]).status == 401
+    assert api.post("/token/refresh", {"refresh": answer["refresh"]}).status == 401
+    # And a login with the right password answers 403 Account deactivated
+    login = api.post("/login", {"email": "dina@example.com", "password": PASSWORD})
+    assert login.status == 403 and login.json()["error"] == "Account deactivated"
+    view = operator.get(f"/admin/users/{user_id}").json()
+    assert view["is_active"] is False and view["session_count"] == 0
+    # When it is enabled again, the person can sign in, but the old tokens stay dead
+    assert operator.post(f"/admin/users/{user_id}/enable").status == 200
+    assert api.post("/login", {"email": "dina@example.com", "password": PASSWORD}).status == 200
+    assert api.get("/profile", token=answer["access"]).status == 401
+
+
+def test_ten_parallel_disables_agree(api, operator):
+    user_id, answer = _person(api, "para@example.com")
+    statuses = _parallel(10, lambda _: operator.post(f"/admin/users/{user_id}/disable").status)
+    assert statuses == [200] * 10
+    assert operator.get(f"/admin/users/{user_id}").json()["is_active"] is False
+    assert api.get("/profile", token=answer["access"]).status == 401
+
+
+def test_unlock_clears_the_login_lockout(api, operator, settings_override):
+    settings_override(LOGIN_LOCKOUT_THRESHOLD="3")
+    user_id, _ = _person(api, "lock@example.com")
+    for _ in range(3):
+        assert api.post("/login", {"email": "lock@example.com", "password": "wrong-password-123"}).status == 401
+    assert api.post("/login", {"email": "lock@example.com", "password": PASSWORD}).status == 401  # locked
+    assert operator.get(f"/admin/users/{user_id}").json()["locked"] is True
+    # When an operator unlocks it
+    assert operator.post(f"/admin/users/{user_id}/unlock").status == 200
+    # Then the right password works at once
+    assert operator.get(f"/admin/users/{user_id}").json()["locked"] is False
+    assert api.post("/login", {"email": "lock@example.com", "password": PASSWORD}).status == 200
+
+
+def test_unlock_gives_a_pending_code_its_tries_back(api, operator, outbox):
+    user_id, _ = _person(api, "tries@example.com")
+    api.post("/forgot-password", {"email": "tries@example.com"})
+    code = api.latest_code("tries@example.com")
+    wrong = "000000" if code != "000000" else "111111"
+    for _ in range(5):
+        api.post("/verify-password-reset-otp", {"email": "tries@example.com", "otp": wrong})
+    assert api.post("/verify-password-reset-otp", {"email": "tries@example.com", "otp": code}).status == 400  # out of tries
+    assert operator.post(f"/admin/users/{user_id}/unlock").status == 200
+    assert api.post("/verify-password-reset-otp", {"email": "tries@example.com", "otp": code}).status == 200
+
+
+def test_sign_out_ends_every_session(api, operator):
+    user_id, first = _person(api, "out@example.com")
+    second = api.login("out@example.com")
+    assert operator.post(f"/admin/users/{user_id}/sign-out").status == 200
+    for answer in (first, second):
+        assert api.get("/profile", token=answer["access"]).status == 401
+        assert api.post("/token/refresh", {"refresh": answer["refresh"]}).status == 401
+    assert operator.get(f"/admin/users/{user_id}").json()["session_count"] == 0
+    assert api.post("/login", {"email": "out@example.com", "password": PASSWORD}).status == 200
+
+
+def test_force_password_reset_voids_the_password_ends_sessions_and_emails_a_code(api, operator, outbox):
+    user_id, answer = _person(api, "force@example.com")
+    before = len(outbox.to("force@example.com"))
+    assert operator.post(f"/admin/users/{user_id}/force-password-reset").status == 200
+    # The password no longer works, and the tokens are dead
+    assert api.post("/login", {"email": "force@example.com", "password": PASSWORD}).status == 401
+    assert api.get("/profile", token=answer["access"]).status == 401
+    # A reset code was emailed, and it sets a new password
+    sent = outbox.to("force@example.com")[before:]
+    assert len(sent) == 1 and "password reset code" in sent[0]["subject"]
+    code = api.latest_code("force@example.com")
+    new = "a-brand-new-passphrase-77"
+    reset = api.post("/reset-password", {"email": "force@example.com", "otp": code, "new_password": new, "confirm_password": new})
+    assert reset.status == 200, reset.body
+    assert api.post("/login", {"email": "force@example.com", "password": new}).status == 200
+
+
+# ---- erasure ---------------------------------------------------------------------------
+
+PII = ("erin@example.com", "Ada", "Byron", "+15551234567")
+
+
+def test_erasure_removes_the_person_and_the_address_registers_again_as_someone_new(api, operator):
+    # Given a person with a phone number, two sessions, a pending reset code
+    api.verified_user("erin@example.com")
+    first = api.login("erin@example.com")
+    user_id = first["user"]["id"]
+    api.put("/profile", {"phone_number": "+15551234567"}, token=first["access"])
+    second = api.login("erin@example.com")
+    api.post("/forgot-password", {"email": "erin@example.com"})
+    # When an operator erases them
+    response = operator.delete(f"/admin/users/{user_id}")
+    assert response.status == 200 and response.json()["user_id"] == user_id
+    # Then nothing of them is left to find or use
+    assert operator.get(f"/admin/users/{user_id}").status == 404
+    assert operator.get("/admin/users", query=[("email", "erin@example.com")]).status == 404
+    assert store.user_by_id(user_id) is None and store.user_by_email("erin@example.com") is None
+    assert list(store.SessionItem.by_user.query(user_id)) == []
+    assert store.OtpItem.count(otp.item_key(otp.PASSWORD_RESET, "erin@example.com")) == 0
+    for answer in (first, second):
+        assert api.get("/profile", token=answer["access"]).status == 401
+        assert api.post("/token/refresh", {"refresh": answer["refresh"]}).status == 401
+    assert api.post("/login", {"email": "erin@example.com", "password": PASSWORD}).status == 401
+    # And the address can register again, as a new person whom the old tokens cannot reach
+    api.verified_user("erin@example.com")
+    again = api.login("erin@example.com")
+    assert again["user"]["id"] != user_id
+    for answer in (first, second):
+        assert api.get("/profile", token=answer["access"]).status == 401
+    assert api.get("/profile", token=again["access"]).json()["phone_number"] is None
+
+
+def test_the_audit_trail_outlives_the_person_without_their_details(api, operator):
+    api.verified_user("erin@example.com")
+    answer = api.login("erin@example.com")
+    user_id = answer["user"]["id"]
+    api.put("/profile", {"phone_number": "+15551234567"}, token=answer["access"])
+    assert operator.post(f"/admin/users/{user_id}/sign-out").status == 200
+    assert operator.delete(f"/admin/users/{user_id}").status == 200
+    records = _trail(operator, user_id)
+    events_seen = [r["event"] for r in records]
+    assert "login" in events_seen and "admin.sign_out" in events_seen and "admin.erase" in events_seen
+    text = json.dumps(records)
+    for detail in PII:
+        assert detail not in text
+    assert otp.email_key("erin@example.com") in text  # the keyed hash stands in for the address
+    erased = next(r for r in records if r["event"] == "admin.erase")
+    assert erased["detail"] == {"operator": sigv4.PRINCIPAL_ARN}
+
+
+def test_ten_parallel_erasures_erase_once(api, operator):
+    user_id, answer = _person(api, "many@example.com")
+    statuses = _parallel(10, lambda _: operator.delete(f"/admin/users/{user_id}").status)
+    assert statuses.count(200) == 1 and statuses.count(404) == 9
+    assert store.user_by_email("many@example.com") is None
+    assert api.get("/profile", token=answer["access"]).status == 401
+    erasures = [r for r in audit.trail_of(user_id) if r["event"] == "admin.erase" and r["outcome"] == "success"]
+    assert len(erasures) == 1
+
+
+def test_every_operator_call_is_audited_with_the_iam_caller(api, operator):
+    user_id, _ = _person(api, "seen@example.com")
+    operator.get("/admin/users", query=[("email", "seen@example.com")])
+    operator.get(f"/admin/users/{user_id}")
+    for action in ("disable", "enable", "unlock", "sign-out", "force-password-reset"):
+        assert operator.post(f"/admin/users/{user_id}/{action}").status == 200
+    records = _trail(operator, user_id)
+    by_operator = {r["event"] for r in records if (r.get("detail") or {}).get("operator") == sigv4.PRINCIPAL_ARN}
+    assert {"admin.find", "admin.view", "admin.disable", "admin.enable", "admin.unlock", "admin.sign_out",
+            "admin.force_password_reset"} <= by_operator
+    # Reading the trail is itself audited
+    assert "admin.audit_read" in {r["event"] for r in _trail(operator, user_id)}
+
+
+def test_the_audit_trail_of_an_id_nobody_ever_had_is_404(operator):
+    assert operator.get(f"/admin/users/{UNKNOWN_ID}/audit").status == 404
+
+
+# ---- a person deletes their own account -----------------------------------------------
+
+
+def test_a_person_deletes_their_own_account_with_their_password(api, outbox):
+    user_id, answer = _person(api, "self@example.com")
+    other = api.login("self@example.com")
+    # A wrong password changes nothing
+    wrong = api.request("DELETE", "/profile", {"password": "not-my-password-1"}, token=answer["access"])
+    assert wrong.status == 400 and "password" in wrong.json()
+    assert api.get("/profile", token=answer["access"]).status == 200
+    # The right one erases the account and tells the address
+    done = api.request("DELETE", "/profile", {"password": PASSWORD}, token=answer["access"])
+    assert done.status == 200 and done.json()["success"] is True
+    assert "account was deleted" in outbox.to("self@example.com")[-1]["subject"]
+    assert store.user_by_id(user_id) is None
+    assert api.get("/profile", token=other["access"]).status == 401
+    assert api.post("/login", {"email": "self@example.com", "password": PASSWORD}).status == 401
+    api.verified_user("self@example.com")
+    assert api.login("self@example.com")["user"]["id"] != user_id
+
+
+def test_deleting_an_account_needs_a_token_and_a_well_formed_body(api):
+    _, answer = _person(api, "body@example.com")
+    assert api.request("DELETE", "/profile", {"password": PASSWORD}).status == 401
+    assert api.request("DELETE", "/profile", {}, token=answer["access"]).status == 400
+    assert api.request("DELETE", "/profile", raw=b"{not json", token=answer["access"]).status == 400
+    assert api.request("DELETE", "/profile", raw=b'{"password": "' + b"x" * 20000 + b'"}', token=answer["access"]).status in (400, 413)
+    assert api.get("/profile", token=answer["access"]).status == 200
+
+
+def test_parallel_self_deletions_erase_once(api, outbox):
+    user_id, answer = _person(api, "twice@example.com")
+    statuses = _parallel(10, lambda _: api.request("DELETE", "/profile", {"password": PASSWORD}, token=answer["access"]).status)
+    assert statuses.count(200) == 1 and set(statuses) <= {200, 400, 401}
+    assert store.user_by_id(user_id) is None
+    assert sum("account was deleted" in m["subject"] for m in outbox.to("twice@example.com")) == 1
