@@ -303,6 +303,7 @@ def test_erasure_removes_the_person_and_the_address_registers_again_as_someone_n
     api.put("/profile", {"phone_number": "+15551234567"}, token=first["access"])
     second = api.login("erin@example.com")
     api.post("/forgot-password", {"email": "erin@example.com"})
+    store.add_passkey(store.PasskeyItem(user_id, "k1", credential_id="c1", public_key="pk", created_at=store.now()), 5)
     # When an operator erases them
     response = operator.delete(f"/admin/users/{user_id}")
     assert response.status == 200 and response.json()["user_id"] == user_id
@@ -311,6 +312,7 @@ def test_erasure_removes_the_person_and_the_address_registers_again_as_someone_n
     assert operator.get("/admin/users", query=[("email", "erin@example.com")]).status == 404
     assert store.user_by_id(user_id) is None and store.user_by_email("erin@example.com") is None
     assert list(store.SessionItem.by_user.query(user_id)) == []
+    assert store.passkeys_of(user_id) == []
     assert store.OtpItem.count(otp.item_key(otp.PASSWORD_RESET, "erin@example.com")) == 0
     for answer in (first, second):
         assert api.get("/profile", token=answer["access"]).status == 401
@@ -407,3 +409,25 @@ def test_parallel_self_deletions_erase_once(api, outbox):
     assert statuses.count(200) == 1 and set(statuses) <= {200, 400, 401}
     assert store.user_by_id(user_id) is None
     assert sum("account was deleted" in m["subject"] for m in outbox.to("twice@example.com")) == 1
+
+
+# ---- the template ----------------------------------------------------------------------
+
+
+def test_the_template_gives_operators_a_policy_and_only_the_audit_reader_reads_the_trail():
+    from local.template import load
+
+    template = load()
+    resources = template["Resources"]
+    policy = resources["AdminPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert [s["Action"] for s in policy] == [["execute-api:Invoke"]]
+    assert all("/admin" in r["Fn::Sub"] for r in policy[0]["Resource"])
+    assert template["Outputs"]["AdminPolicyArn"]["Value"] == {"Ref": "AdminPolicy"}
+    readers = {
+        name for name, res in resources.items()
+        if res["Type"] == "AWS::Serverless::Function" and "AuditTable" in json.dumps(res["Properties"].get("Policies", []))
+    }
+    assert readers == {"AdminAuditFunction"}
+    iam_routes = {(r.path, r.method) for r in STACK.routes() if r.iam}
+    assert iam_routes and all(path.startswith("/admin/") for path, _ in iam_routes)
+    assert {path for path, _ in iam_routes} == {r.path for r in STACK.routes() if r.path.startswith("/admin/")}
