@@ -154,5 +154,5 @@ def audit_trail(call: Call) -> Reply:
         audit.record("admin.audit_read", "not_found", call.client, detail=_operator(call))
         raise errors.NotFound("There is no user with this id.")
     audit.record("admin.audit_read", "success", call.client, user_id=user_id, detail=_operator(call))
-    entries = [AuditEntry.model_validate({k: v for k, v in r.items() if v is not None or k == "detail"}) for r in ordered]
+    entries = [AuditEntry.model_validate(r) for r in ordered]
     return Reply(200, AuditTrailResponse(user_id=user_id, records=entries))
