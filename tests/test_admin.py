@@ -431,3 +431,67 @@ def test_the_template_gives_operators_a_policy_and_only_the_audit_reader_reads_t
     iam_routes = {(r.path, r.method) for r in STACK.routes() if r.iam}
     assert iam_routes and all(path.startswith("/admin/") for path, _ in iam_routes)
     assert {path for path, _ in iam_routes} == {r.path for r in STACK.routes() if r.path.startswith("/admin/")}
+
+
+# ---- make admin ------------------------------------------------------------------------
+
+
+def test_make_admin_signs_with_the_callers_credentials_and_prints_json(api, gateway, monkeypatch):
+    import io
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    from local import admin as admin_command
+
+    user_id, answer = _person(api, "cli@example.com")
+
+    class Answer(io.BytesIO):
+        def __init__(self, response: Response) -> None:
+            super().__init__(response.body)
+            self.status = response.status
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    def through_the_gateway(request, timeout):  # noqa: ANN001 - urllib's Request
+        url = urlsplit(request.full_url)
+        headers = [("Host", url.netloc), *request.header_items()]
+        query = [tuple(p.split("=", 1)) for p in url.query.split("&")] if url.query else []
+        from urllib.parse import unquote
+
+        response = gateway.handle(request.get_method(), url.path, headers, [(unquote(k), unquote(v)) for k, v in query], None, "192.0.2.20")
+        if response.status >= 400:
+            raise urllib.error.HTTPError(request.full_url, response.status, "refused", {}, io.BytesIO(response.body))
+        return Answer(response)
+
+    monkeypatch.setenv("PORT", "3000")
+    monkeypatch.delenv("STACK_NAME", raising=False)
+    monkeypatch.setattr(urllib.request, "urlopen", through_the_gateway)
+    printed: list[str] = []  # what the command prints (the functions' own logs also go to stdout)
+    monkeypatch.setattr(admin_command, "print", lambda text, **kw: printed.append(text), raising=False)
+    assert admin_command.main(["find", "cli@example.com"]) == 0
+    assert json.loads(printed[-1])["id"] == user_id
+    assert admin_command.main(["disable", user_id]) == 0
+    assert json.loads(printed[-1])["success"] is True
+    assert api.get("/profile", token=answer["access"]).status == 401
+    assert admin_command.main(["get", UNKNOWN_ID]) == 1
+    assert json.loads(printed[-1])["error"] == "Not found"
+
+
+def test_make_admin_says_in_one_line_when_nothing_answers(monkeypatch, capsys):
+    import socket
+
+    from local import admin as admin_command
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # free, and nothing listens on it once closed
+    monkeypatch.setenv("PORT", str(port))
+    monkeypatch.delenv("STACK_NAME", raising=False)
+    assert admin_command.main(["get", UNKNOWN_ID]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "does not answer" in err and "STACK_NAME" in err
+    assert admin_command.main(["frobnicate", "x"]) == 2
