@@ -33,6 +33,9 @@ EXPECTED = {
     "webauthn_login": 200,
     "webauthn_credentials": 401,
     "ui": 200,
+    "admin_users": 404,  # signed by an operator; the sample's user id does not exist
+    "admin_audit": 404,  # no record names the sample's user id
+    "delete_account": 401,  # the sample's user id does not exist
 }
 
 
