@@ -40,7 +40,10 @@ class Outbox:
                 self.folder.mkdir(parents=True, exist_ok=True)
                 stamp = message["sent_at"].replace(":", "").replace(".", "")
                 path = self.folder / f"{stamp}-{len(self.messages):04d}.json"
-                path.write_text(json.dumps(message, indent=2))
+                # Written aside, then renamed: a reader globbing *.json never sees half a message.
+                partial = path.with_suffix(".part")
+                partial.write_text(json.dumps(message, indent=2))
+                partial.replace(path)
         if self.echo:
             self.echo(message)
 
