@@ -79,6 +79,16 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("delete_account", "DELETE", "/profile", "Delete your own account (password, and the second-factor code when it is on)",
              schemas.DeleteAccountRequest, auth=True, example={"password": "correct horse battery"},
              response=schemas.SuccessResponse, errors=(*BODY_ERRORS, 401, 503)),
+    Endpoint("sessions", "GET", "/sessions", "The signed-in user's live sessions; `current` marks this one", auth=True,
+             response=schemas.SessionList, errors=(401,)),
+    Endpoint("session_delete", "DELETE", "/sessions/{id}", "End one of your sessions (its tokens stop working)",
+             auth=True, response=schemas.SuccessResponse, errors=(401, 404)),
+    Endpoint("change_email", "POST", "/change-email", "Start an email change: a code is sent to the new address",
+             schemas.ChangeEmailRequest, auth=True, example={"password": "correct horse battery", "new_email": "new@example.com"},
+             response=schemas.ChangeEmailResponse, errors=(*BODY_ERRORS, 401, 429, 503)),
+    Endpoint("change_email_verify", "POST", "/change-email/verify", "Finish an email change with the code; other sessions end",
+             schemas.ChangeEmailVerifyRequest, auth=True, example={"otp": "123456"},
+             response=schemas.ChangeEmailVerifiedResponse, errors=(*BODY_ERRORS, 401, 429, 503)),
     Endpoint("webauthn_register_options", "POST", "/webauthn/register/options",
              "Start adding a passkey: creation options for navigator.credentials.create() (needs the current password)",
              schemas.PasskeyRegisterOptionsRequest, auth=True, example={"password": "correct horse battery"},
@@ -191,6 +201,18 @@ DETAILS: dict[str, str] = {
     "hourly cap and suppression list apply; a deactivated account gets none).",
     "admin_audit_trail": "AWS_IAM. Every audit record about the person (their id, and the keyed hash of their "
     "address while the account exists), oldest first. The one function allowed to read the audit table.",
+    "sessions": "The signed-in user's live sessions, newest first: when each signed in, when it was last used (its "
+    "latest sign-in or token refresh), from which address and user agent, and which one is asking. Ids are opaque; "
+    "never a token.",
+    "session_delete": "Ends one of the signed-in user's sessions at once: its refresh token and its access tokens stop "
+    "working. Another user's session, an unknown id and an ended session all get the same 404.",
+    "change_email": "Needs the current password (guarded like a login). The new address gets a 6-digit code; the "
+    "answer is the same, after the same work, whether or not the new address has an account (if it has, its owner "
+    "gets a notice instead of a code). A later request replaces the code.",
+    "change_email_verify": "Uses the code up and, in one transaction, frees the old address, claims the new one and "
+    "ends every other session; this one goes on with the new token pair in the answer, and the old address is told. "
+    "A wrong, expired or used code is a 400; after a few wrong tries the code is dead. If the new address was "
+    "claimed meanwhile, nothing changes (400 `Email not changed`).",
     "webauthn_register_options": "Needs a signed-in session and the current password. Answers the options for "
     "navigator.credentials.create(): a single-use challenge that dies after WEBAUTHN_CHALLENGE_SECONDS, a discoverable "
     "credential with user verification required, and the account's passkeys to exclude.",
@@ -204,7 +226,7 @@ DETAILS: dict[str, str] = {
     "webauthn_credential_delete": "Removes one of the signed-in user's passkeys; another user's passkey id is a 404. "
     "The owner is emailed.",
     "ui": "A page for people, served by the service: sign-up with the emailed code, sign-in with a password or a "
-    "passkey, profile, passkeys, password change and reset, sign-out. Tokens stay in the page's memory; its "
+    "passkey, profile, sessions, email change, passkeys, password change and reset, sign-out. Tokens stay in the page's memory; its "
     "Content-Security-Policy allows only its own script and style. See docs/ui.md.",
     "ui_asset": "The sign-in page's script and stylesheet, shipped with the service (no CDN, no build step).",
     "jwks": "The public keys (JWKS) that verify access tokens: the current signing key and, while a key rotates, the "

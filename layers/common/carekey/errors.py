@@ -49,6 +49,11 @@ class InvalidOtp(ServiceError):
     message = "The code is wrong, expired or already used."
 
 
+class EmailChangeFailed(ServiceError):
+    error = "Email not changed"
+    message = "The email could not be changed. Ask for a new code and try again."
+
+
 class PasskeyRejected(ServiceError):
     error = "Invalid passkey"
     message = "The passkey response could not be verified. Please try again."

@@ -69,6 +69,10 @@ def reset_code(to: str, code: str) -> Email:
     return _code_email(to, code, "reset your password", f"Your {settings().service_name} password reset code")
 
 
+def email_change_code(to: str, code: str) -> Email:
+    return _code_email(to, code, "make this your account's email", f"Your {settings().service_name} email change code")
+
+
 def _notice(to: str, subject: str, lines: list[str]) -> Email:
     return Email(to=to, subject=subject, text="\n\n".join([*lines, settings().portal_url]) + "\n", html=_page(subject, lines))
 
@@ -119,6 +123,38 @@ def passkey_removed_notice(to: str) -> Email:
             "If you did not, change your password now and contact support.",
         ],
     )
+
+
+def email_taken_notice(to: str) -> Email:
+    return _notice(
+        to,
+        f"Someone tried to move a {settings().service_name} account to your email",
+        [
+            "Someone signed in to another account asked to change its email to this address, which already has an account.",
+            "Nothing was changed, and no code was sent.",
+            "If it was you, you need do nothing. If it was not, you need do nothing either: your account is unchanged.",
+        ],
+    )
+
+
+def email_changed_notice(to: str, new_email: str) -> Email:
+    masked = mask_email(new_email)
+    return _notice(
+        to,
+        f"The email of your {settings().service_name} account was changed",
+        [
+            f"The email of your account was just changed from this address to {masked}, and every other device was signed out.",
+            "This address can no longer sign in to it.",
+            "If you did this, you need do nothing. If you did not, contact support now.",
+        ],
+    )
+
+
+def mask_email(email: str) -> str:
+    """An address shown in a notice without spelling it out: j***@e***.com."""
+    local, _, domain = email.partition("@")
+    name, dot, tld = domain.rpartition(".")
+    return f"{local[:1]}***@{name[:1]}***{dot}{tld}" if name else f"{local[:1]}***@{domain[:1]}***"
 
 
 def session_ended_notice(to: str) -> Email:

@@ -14,6 +14,7 @@ from carekey.keys import keyed_hash
 
 VERIFY_EMAIL = "verify_email"
 PASSWORD_RESET = "password_reset"  # noqa: S105 - a purpose label, not a password
+CHANGE_EMAIL = "change_email"
 
 
 def new_code() -> str:
@@ -27,6 +28,16 @@ def email_key(email: str) -> str:
 
 def item_key(purpose: str, email: str) -> str:
     return f"{purpose}#{email_key(email)}"
+
+
+def change_email_key(user_id: str) -> str:
+    """An account's one pending email change (a new request replaces it)."""
+    return f"{CHANGE_EMAIL}#{user_id}"
+
+
+def change_email_subject(user_id: str, new_email: str) -> str:
+    """What an email change's code is bound to: the account and the new address."""
+    return f"{user_id}|{new_email}"
 
 
 def digest(purpose: str, user_id: str, code: str) -> str:

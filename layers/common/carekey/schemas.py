@@ -128,6 +128,16 @@ class ChangePasswordRequest(Request):
     confirm_password: Password
 
 
+class ChangeEmailRequest(Request):
+    password: Password = Field(description="The current password")
+    new_email: Email
+    code: Otp | None = Field(None, description="A second-factor code, for accounts that have one")
+
+
+class ChangeEmailVerifyRequest(Request):
+    otp: Otp = Field(description="The code sent to the new address")
+
+
 # A PublicKeyCredential as JSON (id, rawId, type, response{...}); the WebAuthn
 # library checks its structure, the body size limit bounds it.
 WebAuthnCredential = Annotated[
@@ -299,6 +309,33 @@ class ChangePasswordResponse(Response):
     success: bool
     access: str
     refresh: str
+
+
+class ChangeEmailResponse(Response):
+    message: str
+    otp_sent: bool
+    otp_expires_in: int = Field(description="Minutes")
+
+
+class ChangeEmailVerifiedResponse(Response):
+    message: str
+    success: bool
+    email: str = Field(description="The account's address now")
+    access: str
+    refresh: str
+
+
+class SessionInfo(Response):
+    id: str = Field(description="The session's id (never a token)")
+    created_at: str = Field(description="ISO 8601, UTC: when it signed in")
+    last_used_at: str = Field(description="ISO 8601, UTC: its latest sign-in or token refresh")
+    ip: str | None = Field(description="The source address of its latest sign-in or refresh")
+    user_agent: str | None = Field(description="The user agent of its latest sign-in or refresh")
+    current: bool = Field(description="The session of the access token that asked")
+
+
+class SessionList(Response):
+    sessions: list[SessionInfo]
 
 
 class PasskeyCreationOptions(Response):

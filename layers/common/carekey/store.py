@@ -13,8 +13,9 @@ Tables
             HMAC, its expiry (checked in code) and a TTL for housekeeping;
             and one signup#<keyed hash of email> item per address: the newest
             sign-up waiting for its code (expiry checked in code, TTL cleans up).
-- sessions: one item per signed-in session (its refresh-token chain, as digests);
-            the by_user index lists a user's sessions.
+- sessions: one item per signed-in session (its refresh-token chain, as digests,
+            and the source IP and user agent last seen); the by_user index
+            lists a user's sessions.
 - limits:   counters and lockouts keyed by hashes of emails and source IPs,
             and the suppression list (suppressed#<keyed hash of email>, no TTL).
 - passkeys: one item per (user, WebAuthn credential): its public key and
@@ -169,6 +170,7 @@ class OtpItem(Model):
     expires_at = NumberAttribute()
     attempts = NumberAttribute(default=0)
     window_start = NumberAttribute(default=0)
+    new_email = UnicodeAttribute(null=True)  # an email change's code: the address it moves the account to
     ttl = TTLAttribute(null=True)
 
 
@@ -243,6 +245,8 @@ class SessionItem(Model):
     created_at = NumberAttribute()
     last_used = NumberAttribute()
     revoked = BooleanAttribute(default=False)
+    ip = UnicodeAttribute(null=True)  # the source of the login or the latest refresh
+    user_agent = UnicodeAttribute(null=True)
     ttl = TTLAttribute(null=True)
     by_user = SessionsByUser()
 
@@ -539,10 +543,12 @@ class OtpRecord:
     code_hash: str
     expires_at: int
     attempts: int
+    new_email: str | None = None
 
 
-def put_otp(key: str, user_id: str, code_hash: str, ttl_seconds: int, budget_window: int = 3600) -> None:
-    """Store a new code for `key`, replacing any older one.
+def put_otp(key: str, user_id: str, code_hash: str, ttl_seconds: int, budget_window: int = 3600, new_email: str | None = None) -> None:
+    """Store a new code for `key`, replacing any older one (and, for an email
+    change, the address it moves the account to).
 
     The failure budget (`attempts`) survives a resend; it starts afresh only
     once its window has passed.
@@ -553,6 +559,7 @@ def put_otp(key: str, user_id: str, code_hash: str, ttl_seconds: int, budget_win
         OtpItem.code_hash.set(code_hash),
         OtpItem.expires_at.set(t + ttl_seconds),
         OtpItem.ttl.set(_ttl(ttl_seconds + 86400)),
+        OtpItem.new_email.set(new_email) if new_email else OtpItem.new_email.remove(),
     ]
     item = OtpItem(key)
     try:
@@ -603,7 +610,7 @@ def reserve_otp_try(key: str) -> OtpRecord | None:
         if _condition_failed(exc):
             return None
         raise
-    return OtpRecord(item.user_id, item.code_hash, int(item.expires_at), int(item.attempts))
+    return OtpRecord(item.user_id, item.code_hash, int(item.expires_at), int(item.attempts), item.new_email)
 
 
 def _consume_condition(code_hash: str) -> Any:
@@ -644,6 +651,31 @@ def reset_password(key: str, code_hash: str, user_id: str, new_hash: str) -> boo
     return not _write_transaction(build)
 
 
+def switch_email(key: str, code_hash: str, user: UserItem, new_email: str) -> int | None:
+    """Move the account to `new_email` with the code sent there, in one
+    transaction: the code is used up, the old address's claim is freed, the new
+    one claimed, the account's email set and every session ended (token
+    version bumped).  Returns the new token version; None when the code was
+    used up or replaced meanwhile, the new address was claimed meanwhile, or
+    the account changed (email, password or sessions) since it was read."""
+    version = int(user.token_version)
+
+    def build(tx: TransactWrite) -> None:
+        tx.delete(OtpItem(key), condition=_consume_condition(code_hash) & (OtpItem.new_email == new_email))
+        tx.delete(EmailClaim(f"EMAIL#{user.email}"), condition=EmailClaim.user_id == user.user_id)
+        tx.save(EmailClaim(f"EMAIL#{new_email}", user_id=user.user_id), condition=EmailClaim.pk.does_not_exist())
+        tx.update(
+            UserItem(user.pk),
+            actions=[UserItem.email.set(new_email), UserItem.token_version.set(version + 1)],
+            condition=UserItem.pk.exists()
+            & (UserItem.email == user.email)
+            & (UserItem.is_active == True)  # noqa: E712
+            & (UserItem.token_version == version),
+        )
+
+    return None if _write_transaction(build) else version + 1
+
+
 # ---- sessions (refresh-token families) --------------------------------------------
 
 
@@ -651,10 +683,26 @@ def new_session_id() -> str:
     return str(uuid.uuid4())
 
 
+# How much of a user agent a session keeps: enough to tell devices apart.
+USER_AGENT_CHARS = 256
+
+
+def _seen_from(ip: str, user_agent: str) -> tuple[str | None, str | None]:
+    return (ip[:64] or None), (user_agent[:USER_AGENT_CHARS] or None)
+
+
 def create_session(
-    session_id: str, user_id: str, token_version: int, token_hash: str, lifetime_seconds: int, refresh_seconds: int
+    session_id: str,
+    user_id: str,
+    token_version: int,
+    token_hash: str,
+    lifetime_seconds: int,
+    refresh_seconds: int,
+    ip: str = "",
+    user_agent: str = "",
 ) -> SessionItem:
     t = now()
+    seen_ip, seen_agent = _seen_from(ip, user_agent)
     item = SessionItem(
         session_id,
         user_id=user_id,
@@ -666,6 +714,8 @@ def create_session(
         created_at=t,
         last_used=t,
         revoked=False,
+        ip=seen_ip,
+        user_agent=seen_agent,
         ttl=_ttl(lifetime_seconds + 86400),
     )
     item.save(condition=SessionItem.session_id.does_not_exist())
@@ -695,11 +745,21 @@ def user_and_session(user_id: str, session_id: str) -> tuple[UserItem | None, Se
 
 
 def rotate_session(
-    session_id: str, generation: int, old_hash: str, new_hash: str, refresh_seconds: int, idle_cutoff: int, created_after: int
+    session_id: str,
+    generation: int,
+    old_hash: str,
+    new_hash: str,
+    refresh_seconds: int,
+    idle_cutoff: int,
+    created_after: int,
+    ip: str = "",
+    user_agent: str = "",
 ) -> bool:
     """Move the session to its next refresh token, only if `old_hash` is still its
-    current one and the session is live: of parallel rotations, exactly one wins."""
+    current one and the session is live: of parallel rotations, exactly one wins.
+    The session remembers where this refresh came from."""
     t = now()
+    seen_ip, seen_agent = _seen_from(ip, user_agent)
     try:
         SessionItem(session_id).update(
             actions=[
@@ -709,6 +769,8 @@ def rotate_session(
                 SessionItem.rotated_at.set(t),
                 SessionItem.refresh_expires_at.set(t + refresh_seconds),
                 SessionItem.last_used.set(t),
+                SessionItem.ip.set(seen_ip) if seen_ip else SessionItem.ip.remove(),
+                SessionItem.user_agent.set(seen_agent) if seen_agent else SessionItem.user_agent.remove(),
             ],
             condition=(SessionItem.generation == generation)
             & (SessionItem.token_hash == old_hash)
@@ -763,6 +825,31 @@ def revoke_session(session_id: str) -> None:
     except UpdateError as exc:
         if not _condition_failed(exc):
             raise
+
+
+def sessions_of(user_id: str) -> list[SessionItem]:
+    """The user's sessions, newest first, as the by_user index lists them
+    (no token digests).  Ended ones too: the caller tells live from dead."""
+    return list(SessionItem.by_user.query(user_id, scan_index_forward=False))
+
+
+def end_session(user_id: str, session_id: str, token_version: int) -> bool:
+    """End one live session of this user, in one conditional update: False when
+    the session is unknown, someone else's, already ended, or from before the
+    user's current token version (ended by a password or email change)."""
+    try:
+        SessionItem(session_id).update(
+            actions=[SessionItem.revoked.set(True)],
+            condition=SessionItem.session_id.exists()
+            & (SessionItem.user_id == user_id)
+            & (SessionItem.revoked == False)  # noqa: E712
+            & (SessionItem.token_version == token_version),
+        )
+    except UpdateError as exc:
+        if _condition_failed(exc):
+            return False
+        raise
+    return True
 
 
 # ---- counters and lockouts --------------------------------------------------------

@@ -1,7 +1,7 @@
 """The email work that follows an answer.
 
-`register`, `resend-otp`, `forgot-password` and `resend-password-reset-otp`
-answer after the same synchronous work for every address: they put what was
+`register`, `resend-otp`, `forgot-password`, `resend-password-reset-otp` and
+`change-email` answer after the same synchronous work for every address: they put what was
 asked (an `EmailJob`) on the email queue and answer.  The email sender
 function consumes the queue: everything that depends on whether the address
 has an account (looking it up, issuing a code, sending the email, applying the
@@ -33,6 +33,7 @@ from carekey.observability import logger, metrics
 SIGNUP = "signup"
 VERIFICATION_CODE = "verification_code"
 RESET_CODE = "reset_code"
+EMAIL_CHANGE_CODE = "email_change_code"
 ACCOUNT_EXISTS = "account_exists"  # the notice's own cooldown, apart from the codes'
 
 
@@ -41,21 +42,23 @@ class EmailJob(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    kind: Literal["signup", "verification_code", "reset_code"]
+    kind: Literal["signup", "verification_code", "reset_code", "email_change_code"]
     email: str
     event: str
     signup_id: str | None = None
+    user_id: str | None = None  # an email change: the account moving to `email`
     ip: str = "unknown"
     user_agent: str = ""
     request_id: str = ""
 
     @classmethod
-    def of(cls, kind: str, email: str, event: str, client: Client, signup_id: str | None = None) -> EmailJob:
+    def of(cls, kind: str, email: str, event: str, client: Client, signup_id: str | None = None, user_id: str | None = None) -> EmailJob:
         return cls.model_validate({
             "kind": kind,
             "email": email,
             "event": event,
             "signup_id": signup_id,
+            "user_id": user_id,
             "ip": client.ip,
             "user_agent": client.user_agent,
             "request_id": client.request_id,
@@ -107,7 +110,7 @@ def perform(job: EmailJob) -> None:
         # The address bounced or complained: nothing more is sent to it.
         audit.record(job.event, "suppressed", job.client, email_hash=otp.email_key(job.email))
         return
-    {SIGNUP: _signup, VERIFICATION_CODE: _verification_code, RESET_CODE: _reset_code}[job.kind](job)
+    {SIGNUP: _signup, VERIFICATION_CODE: _verification_code, RESET_CODE: _reset_code, EMAIL_CHANGE_CODE: _email_change_code}[job.kind](job)
 
 
 def _signup(job: EmailJob) -> None:
@@ -147,6 +150,28 @@ def _reset_code(job: EmailJob) -> None:
     if user is not None and user.is_verified and user.is_active:
         outcome = "sent" if _issue(job.email, otp.PASSWORD_RESET, user.user_id) else "not_sent"
     audit.record(job.event, outcome, job.client, user_id=user.user_id if user else None, email_hash=otp.email_key(job.email))
+
+
+def _email_change_code(job: EmailJob) -> None:
+    """The code that moves an account to `job.email`, sent there; unless the
+    address has an account already, whose owner then hears of the attempt."""
+    email_hash = otp.email_key(job.email)
+    user = store.user_by_id(job.user_id or "")
+    if user is None or not user.is_active or user.email == job.email:
+        audit.record(job.event, "not_applicable", job.client, user_id=job.user_id, email_hash=email_hash)
+        return
+    if store.user_by_email(job.email) is not None:
+        _send(mailer.email_taken_notice(job.email), ACCOUNT_EXISTS)
+        audit.record(job.event, "address_taken", job.client, user_id=user.user_id, email_hash=email_hash)
+        return
+    slot = limits.take_send_slot(job.email, otp.CHANGE_EMAIL)
+    sent = False
+    if slot is not None:
+        code = otp.new_code()
+        digest = otp.digest(otp.CHANGE_EMAIL, otp.change_email_subject(user.user_id, job.email), code)
+        store.put_otp(otp.change_email_key(user.user_id), user.user_id, digest, settings().otp_ttl_seconds, new_email=job.email)
+        sent = _sent(mailer.email_change_code(job.email, code), slot)
+    audit.record(job.event, "sent" if sent else "not_sent", job.client, user_id=user.user_id, email_hash=email_hash)
 
 
 _MESSAGES = {otp.VERIFY_EMAIL: mailer.verification_code, otp.PASSWORD_RESET: mailer.reset_code}

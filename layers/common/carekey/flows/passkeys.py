@@ -279,7 +279,7 @@ def login_verify(call: Call[PasskeyLoginVerifyRequest]) -> Reply:
     if ticket.email_hash is not None and ticket.email_hash != otp.email_key(user.email):
         raise _refuse_login(call, "other_account", user_id)
     limits.ip_passed(admission)
-    pair = start_session(user, call.issuer)
+    pair = start_session(user, call.issuer, call.client)
     audit.record(
         "login", "success", call.client, user_id=user.user_id, email_hash=otp.email_key(user.email), detail={"method": "passkey"}
     )

@@ -11,23 +11,44 @@ SESSION_MAX_HOURS after login, whatever happens (HIPAA automatic logoff).
 
 from __future__ import annotations
 
+import re
+from datetime import datetime, timezone
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
 from carekey import audit, errors, limits, mailer, otp, passwords, store, tokens
-from carekey.api import Call, Reply
+from carekey.api import Call, Client, Reply
 from carekey.config import settings, token_issuer
 from carekey.observability import logger, metrics
-from carekey.schemas import LoginRequest, LoginResponse, LogoutRequest, LogoutResponse, RefreshRequest, TokenPair
+from carekey.schemas import (
+    LoginRequest,
+    LoginResponse,
+    LogoutRequest,
+    LogoutResponse,
+    RefreshRequest,
+    SessionInfo,
+    SessionList,
+    SuccessResponse,
+    TokenPair,
+)
 
 
-def start_session(user: store.UserItem, issuer: str) -> TokenPair:
+def start_session(user: store.UserItem, issuer: str, client: Client) -> TokenPair:
     cfg = settings()
     session_id = store.new_session_id()
     first = tokens.RefreshToken(user.user_id, session_id, 0)
     version = int(user.token_version)
-    store.create_session(session_id, user.user_id, version, first.digest, cfg.session_max_hours * 3600, cfg.refresh_token_hours * 3600)
+    store.create_session(
+        session_id,
+        user.user_id,
+        version,
+        first.digest,
+        cfg.session_max_hours * 3600,
+        cfg.refresh_token_hours * 3600,
+        ip=client.ip,
+        user_agent=client.user_agent,
+    )
     return TokenPair(access=tokens.issue_access(user.user_id, session_id, version, issuer), refresh=str(first))
 
 
@@ -73,7 +94,7 @@ def login(call: Call[LoginRequest]) -> Reply:
         raise errors.AccountDeactivated()
     if passwords.needs_rehash(user.password_hash):
         store.replace_password_hash(user, passwords.hash_password(body.password))
-    pair = start_session(user, call.issuer)
+    pair = start_session(user, call.issuer, call.client)
     audit.record("login", "success", call.client, user_id=user.user_id, email_hash=email_hash)
     metrics.add_metric(name="Logins", unit=MetricUnit.Count, value=1)
     return Reply(200, LoginResponse(user=user.public(), access=pair.access, refresh=pair.refresh, message="Login successful"))
@@ -105,6 +126,8 @@ def refresh(call: Call[RefreshRequest]) -> Reply:
             cfg.refresh_token_hours * 3600,
             idle_cutoff=now - idle,
             created_after=now - lifetime,
+            ip=call.client.ip,
+            user_agent=call.client.user_agent,
         ):
             audit.record("refresh", "success", call.client, user_id=user.user_id)
             return _pair(following, int(session.token_version), call.issuer)
@@ -146,6 +169,58 @@ def logout(call: Call[LogoutRequest]) -> Reply:
         store.end_all_sessions(principal.user_id)
     audit.record("logout", "all_sessions" if call.body.all else "this_session", call.client, user_id=principal.user_id)
     return Reply(200, LogoutResponse(message="Logged out", success=True, all=call.body.all))
+
+
+def _iso(timestamp: int) -> str:
+    return datetime.fromtimestamp(int(timestamp), tz=timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def list_sessions(call: Call) -> Reply:
+    """GET /sessions: the caller's live sessions, newest first; `current` marks
+    the one the calling access token belongs to."""
+    principal = call.principal
+    assert principal is not None
+    cfg = settings()
+    user = store.user_by_id(principal.user_id)
+    if user is None or not user.is_active:
+        raise errors.Unauthorized()
+    now, version = store.now(), int(user.token_version)
+    idle, lifetime = cfg.session_idle_minutes * 60, cfg.session_max_hours * 3600
+    listed = [
+        SessionInfo(
+            id=item.session_id,
+            created_at=_iso(item.created_at),
+            last_used_at=_iso(item.last_used),
+            ip=item.ip or None,
+            user_agent=item.user_agent or None,
+            current=item.session_id == principal.session_id,
+        )
+        for item in store.sessions_of(user.user_id)
+        if int(item.token_version) == version and item.live(now, idle, lifetime)
+    ]
+    return Reply(200, SessionList(sessions=listed))
+
+
+# A session id as this service makes them (a UUID); anything else is unknown without a lookup.
+_SESSION_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+NO_SUCH_SESSION = "There is no such session on your account."
+
+
+def end_session(call: Call) -> Reply:
+    """DELETE /sessions/{id}: end one of the caller's own sessions (its refresh
+    token and its access tokens stop working at once).  Someone else's session,
+    an unknown id and an ended session get the same 404."""
+    principal = call.principal
+    assert principal is not None
+    user = store.user_by_id(principal.user_id)
+    if user is None or not user.is_active:
+        raise errors.Unauthorized()
+    session_id = call.path_params.get("id", "")
+    if not _SESSION_ID.match(session_id) or not store.end_session(user.user_id, session_id, int(user.token_version)):
+        raise errors.NotFound(NO_SUCH_SESSION)
+    this_one = session_id == principal.session_id
+    audit.record("session.end", "this_session" if this_one else "other_session", call.client, user_id=user.user_id)
+    return Reply(200, SuccessResponse(message="Session ended.", success=True))
 
 
 def admit(token_header: str, issuer: str) -> tokens.Claims:
