@@ -30,7 +30,9 @@ class ApiClient:
         headers: dict[str, str] | None = None,
         ip: str | None = None,
     ) -> Response:
-        hdrs = [("Host", "127.0.0.1:3000"), ("User-Agent", "pytest"), ("Content-Type", "application/json")]
+        given = {name.lower() for name in headers or {}}
+        defaults = [("Host", "127.0.0.1:3000"), ("User-Agent", "pytest"), ("Content-Type", "application/json")]
+        hdrs = [(k, v) for k, v in defaults if k.lower() not in given or k == "Content-Type"]
         if token:
             hdrs.append(("Authorization", f"Bearer {token}"))
         hdrs += list((headers or {}).items())
