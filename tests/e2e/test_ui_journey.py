@@ -9,6 +9,7 @@ Screenshots of each step go to UI_SCREENSHOTS (docs/ui with `make screenshots`).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -32,6 +33,8 @@ FLAGS = [
 PASSWORD = "violet-kettle-harbour-42"
 NEW_PASSWORD = "amber-lantern-meadow-97"
 LATEST_PASSWORD = "copper-willow-ferry-63"
+NEW_EMAIL = "grace.hopper@example.org"
+PHONE_AGENT = "Mozilla/5.0 (Android 14; Mobile; rv:133.0) Gecko/133.0 Firefox/133.0"
 
 HAS_TWO_STEP_SIGN_IN = any(ep.path == "/login/mfa" for ep in ENDPOINTS)
 missing = [what for what, ok in (("Debian's chromium", CHROMIUM), ("axe-core (npm ci)", AXE.exists())) if not ok]
@@ -279,6 +282,63 @@ def test_the_whole_journey_through_the_sign_in_page(browser, local_api, tmp_path
     j.shoot("account-on-a-phone")
     width = page.evaluate("() => document.documentElement.scrollWidth")
     assert width <= 390, f"the page scrolls sideways on a phone ({width}px)"
+
+    # --- a second sign-in on another device: the list shows both, and this one ends the other
+    page.set_viewport_size({"width": 480, "height": 900})
+    other_device = browser.new_context(viewport={"width": 390, "height": 844}, user_agent=PHONE_AGENT)
+    phone = other_device.new_page()
+    p = Journey(phone, local_api, tmp_path)
+    phone.goto(f"{base}/ui")
+    phone_signin = p.view("signin")
+    phone_signin.get_by_label("Email").fill(email)
+    phone_signin.get_by_label("Password").fill(LATEST_PASSWORD)
+    phone_signin.get_by_role("button", name="Sign in", exact=True).click()
+    p.view("account")
+    expect(phone.locator("#session-list li")).to_have_count(2)
+    page.get_by_role("button", name="Refresh the list").click()
+    sessions = page.locator("#session-list li")
+    expect(sessions).to_have_count(2)
+    expect(sessions.filter(has_text="this device")).to_have_count(1)
+    expect(sessions.filter(has_text="this device")).not_to_contain_text("Firefox on Android")
+    expect(sessions.filter(has_text="Firefox on Android")).to_have_count(1)
+    expect(page.get_by_role("button", name=re.compile(r"^End the session on "))).to_have_count(1)
+    j.accessible()
+    j.shoot("sessions")
+    page.get_by_role("button", name=re.compile(r"^End the session on Firefox on Android")).click()
+    expect(page.locator("#notice")).to_contain_text("is ended")
+    expect(sessions).to_have_count(1)
+    expect(sessions).to_contain_text("this device")
+    j.shoot("session-ended")
+    # the other device is signed out at its next request
+    phone.get_by_text("Edit your profile").click()
+    phone.get_by_role("button", name="Save").click()
+    p.view("signin")
+    assert "session has ended" in p.error()
+    other_device.close()
+
+    # --- change the email: password and new address, then the code sent to the new address
+    account = j.view("account")
+    account.get_by_text("Change your email").click()
+    step_one = page.locator("#form-email")
+    step_one.get_by_label("New email").fill(" Grace.Hopper@Example.org ")
+    step_one.get_by_label("Account password").fill("not-the-password-at-all")
+    step_one.get_by_role("button", name="Send a code to the new email").click()
+    expect(page.locator("#email-password-error")).to_contain_text("incorrect")
+    step_one.get_by_label("Account password").fill(LATEST_PASSWORD)
+    step_one.get_by_role("button", name="Send a code to the new email").click()
+    step_two = page.locator("#form-email-code")
+    expect(step_two).to_be_visible()
+    expect(step_two).to_contain_text(NEW_EMAIL)
+    j.accessible()
+    j.shoot("change-email-code")
+    step_two.get_by_label("Code from the new email").fill(local_api.code_for(NEW_EMAIL))
+    step_two.get_by_role("button", name="Change my email").click()
+    expect(page.locator("#notice")).to_contain_text(f"now {NEW_EMAIL}")
+    expect(account.locator('[data-user="email"]')).to_have_text(NEW_EMAIL)
+    expect(page.locator("#who")).to_have_text(NEW_EMAIL)
+    assert local_api.emails_to(email)[-1]["subject"].endswith("account was changed")
+    j.accessible()
+    j.shoot("email-changed")
 
     # --- sign out everywhere; no CSP violation along the way
     page.get_by_role("button", name="Sign out everywhere").click()

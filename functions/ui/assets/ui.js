@@ -311,6 +311,7 @@
     if (session.user) fillProfile(session.user);
     const profile = await api('GET', '/profile', undefined, true);
     if (profile.ok) fillProfile(profile.data);
+    await loadSessions();
     await loadPasskeys();
   }
 
@@ -330,6 +331,108 @@
     $('password-change').open = false;
     say('notice', answer.data.message);
   });
+
+  // ---- email change: password and new address, then the code sent there -------------------
+
+  let newEmail = '';
+
+  function emailStep(second) {
+    $('form-email').hidden = second;
+    $('form-email-code').hidden = !second;
+    document.querySelectorAll('[data-new-email]').forEach((el) => { el.textContent = newEmail; });
+    (second ? $('email-code') : $('email-new')).focus();
+  }
+
+  onSubmit('form-email', async (form, data) => {
+    const answer = await api('POST', '/change-email', data, true);
+    if (!answer.ok) return showProblem(form, answer);
+    newEmail = data.new_email.trim().toLowerCase();
+    form.reset();
+    say('notice', answer.data.message);
+    emailStep(true);
+  });
+
+  onSubmit('form-email-code', async (form, data) => {
+    const answer = await api('POST', '/change-email/verify', { otp: data.otp.trim() }, true);
+    if (!answer.ok) return showProblem(form, answer);
+    keep(answer.data);
+    form.reset();
+    newEmail = '';
+    emailStep(false);
+    $('email-change').open = false;
+    if (session.user) fillProfile({ ...session.user, email: answer.data.email });
+    await loadSessions();
+    say('notice', `Your email is now ${answer.data.email}. Other devices were signed out.`);
+  });
+
+  onClick('email-restart', async () => {
+    $('form-email-code').reset();
+    newEmail = '';
+    emailStep(false);
+  });
+
+  // ---- sessions ----------------------------------------------------------------------
+
+  // A readable name for a user agent: "Firefox on Windows"; the full string stays in the meta line.
+  function deviceName(agent) {
+    if (!agent) return 'Unknown device';
+    const browsers = [[/Edg\//, 'Edge'], [/OPR\/|Opera/, 'Opera'], [/Firefox\//, 'Firefox'], [/Chrom(e|ium)\//, 'Chrome'], [/Safari\//, 'Safari']];
+    const systems = [[/Android/, 'Android'], [/iPhone|iPad|iPod/, 'iOS'], [/Windows/, 'Windows'], [/Mac OS X|Macintosh/, 'macOS'], [/CrOS/, 'ChromeOS'], [/Linux/, 'Linux']];
+    const browser = (browsers.find(([pattern]) => pattern.test(agent)) || [])[1];
+    const system = (systems.find(([pattern]) => pattern.test(agent)) || [])[1];
+    if (browser && system) return `${browser} on ${system}`;
+    return browser || system || agent.slice(0, 40);
+  }
+
+  async function loadSessions() {
+    const answer = await api('GET', '/sessions', undefined, true);
+    if (!answer.ok) return;
+    const list = $('session-list');
+    list.replaceChildren();
+    // This device first, then the others, newest first (the API's order).
+    const sessions = [...answer.data.sessions].sort((a, b) => Number(b.current) - Number(a.current));
+    for (const one of sessions) {
+      const item = document.createElement('li');
+      const text = document.createElement('div');
+      const name = document.createElement('div');
+      name.className = 'item-name';
+      const device = deviceName(one.user_agent);
+      name.textContent = device;
+      if (one.current) {
+        const tag = document.createElement('span');
+        tag.className = 'tag';
+        tag.textContent = 'this device';
+        name.append(' ', tag);
+      }
+      const meta = document.createElement('div');
+      meta.className = 'item-meta';
+      meta.textContent = `${one.ip || 'unknown address'} · last used ${when(one.last_used_at)} · signed in ${when(one.created_at)}`;
+      const agent = document.createElement('div');
+      agent.className = 'item-meta agent';
+      agent.textContent = one.user_agent || '';
+      text.append(name, meta, agent);
+      item.append(text);
+      if (!one.current) {
+        const end = document.createElement('button');
+        end.type = 'button';
+        end.className = 'danger';
+        end.textContent = 'End';
+        end.setAttribute('aria-label', `End the session on ${device} (${one.ip || 'unknown address'})`);
+        end.addEventListener('click', async () => {
+          clearMessages(null);
+          end.disabled = true;
+          const gone = await api('DELETE', '/sessions/' + encodeURIComponent(one.id), undefined, true);
+          if (!gone.ok && gone.status !== 404) { end.disabled = false; return showProblem(null, gone); }
+          say('notice', `The session on ${device} is ended: it is signed out.`);
+          loadSessions();
+        });
+        item.append(end);
+      }
+      list.append(item);
+    }
+  }
+
+  onClick('sessions-reload', () => loadSessions());
 
   async function signOut(all) {
     await api('POST', '/logout', { all }, true);
