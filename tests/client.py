@@ -32,7 +32,7 @@ class ApiClient:
     ) -> Response:
         given = {name.lower() for name in headers or {}}
         defaults = [("Host", "127.0.0.1:3000"), ("User-Agent", "pytest"), ("Content-Type", "application/json")]
-        hdrs = [(k, v) for k, v in defaults if k.lower() not in given or k == "Content-Type"]
+        hdrs = [(k, v) for k, v in defaults if k != "User-Agent" or "user-agent" not in given]
         if token:
             hdrs.append(("Authorization", f"Bearer {token}"))
         hdrs += list((headers or {}).items())

@@ -14,6 +14,7 @@ from carekey.config import settings
 from tests.client import PASSWORD
 
 NEW = "another-long-passphrase-9"
+MOVED = "audited.moved@example.com"
 
 
 @pytest.fixture
@@ -39,9 +40,17 @@ def full_flow(api, settings_override):
     reset_code = api.latest_code(email)
     secrets.append(reset_code)
     api.post("/reset-password", {"email": email, "otp": reset_code, "new_password": NEW, "confirm_password": NEW})
+    other = api.login(email, NEW)
     last = api.login(email, NEW)
-    secrets += [last["access"], last["refresh"]]
-    api.post("/logout", {}, token=last["access"])
+    secrets += [other["access"], other["refresh"], last["access"], last["refresh"]]
+    [other_id] = [s["id"] for s in api.get("/sessions", token=last["access"]).json()["sessions"] if not s["current"]]
+    api.request("DELETE", f"/sessions/{other_id}", token=last["access"])
+    api.post("/change-email", {"password": NEW, "new_email": MOVED}, token=last["access"])
+    change_code = api.latest_code(MOVED)
+    api.post("/change-email/verify", {"otp": "000000" if change_code != "000000" else "111111"}, token=last["access"])
+    moved = api.post("/change-email/verify", {"otp": change_code}, token=last["access"]).json()
+    secrets += [change_code, moved["access"], moved["refresh"]]
+    api.post("/logout", {}, token=moved["access"])
     return email, secrets
 
 
@@ -51,7 +60,7 @@ def test_every_auth_event_is_recorded_and_the_chain_verifies(full_flow):
     assert verdict.problems == []
     from carekey import store
 
-    user = store.user_by_email(email)
+    user = store.user_by_email(MOVED)
     trail = audit_verify.trail_of(user.user_id) + audit_verify.trail_of(otp.email_key(email))
     events = {(r["event"], r["outcome"]) for r in trail}
     for expected in [
@@ -65,6 +74,10 @@ def test_every_auth_event_is_recorded_and_the_chain_verifies(full_flow):
         ("profile.update", "success"),
         ("password_reset.requested", "sent"),
         ("password_reset.done", "success"),
+        ("session.end", "other_session"),
+        ("email_change.requested", "sent"),
+        ("email_change.code_check", "failure"),
+        ("email_change", "success"),
         ("logout", "this_session"),
     ]:
         assert expected in events, expected
@@ -82,7 +95,7 @@ def test_the_trail_holds_no_secret_and_no_email(full_flow):
     archived = "".join(s3.get_object(Bucket=settings().audit_bucket, Key=o["Key"])["Body"].read().decode() for o in objects)
     dump = json.dumps(items) + archived
     assert '"register"' in dump and "login" in archived  # the dump really holds the trail
-    assert email not in dump
+    assert email not in dump and MOVED not in dump
     for secret in secrets:
         assert secret not in dump
 

@@ -29,6 +29,8 @@ EXPECTED = {
     "profile": 401,  # the sample's user id does not exist
     "logout": 200,
     "change_password": 401,
+    "change_email": 401,  # the sample's user id does not exist
+    "sessions": 401,  # the sample's user id does not exist
     "webauthn_register": 401,  # the sample's user id does not exist
     "webauthn_login": 200,
     "webauthn_credentials": 401,

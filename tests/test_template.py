@@ -57,9 +57,9 @@ def test_every_catalogued_endpoint_is_a_route_and_back():
 
 
 def test_one_function_per_step_each_with_its_own_kms_encrypted_six_year_log_group():
-    # twenty steps, account deletion, the operators' API and its audit reader, the audit writer, the email sender
-    # and the SES feedback consumer
-    assert len(FUNCTIONS) == 26
+    # twenty-two steps, account deletion, the operators' API and its audit reader, the audit writer, the email
+    # sender and the SES feedback consumer
+    assert len(FUNCTIONS) == 28
     for name, fn in FUNCTIONS.items():
         group = fn["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
         props = R[group]["Properties"]
@@ -261,8 +261,8 @@ def test_password_hashing_functions_get_a_full_vcpu():
     assert T["Parameters"]["PasswordFunctionMemorySize"]["Default"] == 1769
     hashing = {n for n, f in FUNCTIONS.items() if f["Properties"].get("MemorySize") == {"Ref": "PasswordFunctionMemorySize"}}
     assert hashing == {
-        "RegisterFunction", "LoginFunction", "ResetPasswordFunction", "ChangePasswordFunction", "WebAuthnRegisterFunction",
-        "DeleteAccountFunction", "AdminUsersFunction",
+        "RegisterFunction", "LoginFunction", "ResetPasswordFunction", "ChangePasswordFunction", "ChangeEmailFunction",
+        "WebAuthnRegisterFunction", "DeleteAccountFunction", "AdminUsersFunction",
     }
     assert T["Globals"]["Function"]["MemorySize"] == {"Ref": "FunctionMemorySize"}
 
