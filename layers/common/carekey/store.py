@@ -546,9 +546,8 @@ class OtpRecord:
     new_email: str | None = None
 
 
-def put_otp(key: str, user_id: str, code_hash: str, ttl_seconds: int, budget_window: int = 3600, new_email: str | None = None) -> None:
-    """Store a new code for `key`, replacing any older one (and, for an email
-    change, the address it moves the account to).
+def put_otp(key: str, user_id: str, code_hash: str, ttl_seconds: int, budget_window: int = 3600) -> None:
+    """Store a new code for `key`, replacing any older one.
 
     The failure budget (`attempts`) survives a resend; it starts afresh only
     once its window has passed.
@@ -559,7 +558,6 @@ def put_otp(key: str, user_id: str, code_hash: str, ttl_seconds: int, budget_win
         OtpItem.code_hash.set(code_hash),
         OtpItem.expires_at.set(t + ttl_seconds),
         OtpItem.ttl.set(_ttl(ttl_seconds + 86400)),
-        OtpItem.new_email.set(new_email) if new_email else OtpItem.new_email.remove(),
     ]
     item = OtpItem(key)
     try:
@@ -598,6 +596,26 @@ def put_signup_code(key: str, signup: SignupItem, code_hash: str, ttl_seconds: i
         if codes[0] == CONDITION_FAILED:
             return False
     return False
+
+
+def put_email_change_code(key: str, user_id: str, new_email: str, code_hash: str, ttl_seconds: int) -> None:
+    """Store the code of an account's email change and the address it moves the
+    account to, replacing any earlier change, with its own tries: the code
+    only proves the new address answers (the password was checked when it was
+    asked for), and each one costs a password check, a cooldown and the
+    address's hourly cap."""
+    t = now()
+    OtpItem(key).update(
+        actions=[
+            OtpItem.user_id.set(user_id),
+            OtpItem.code_hash.set(code_hash),
+            OtpItem.new_email.set(new_email),
+            OtpItem.expires_at.set(t + ttl_seconds),
+            OtpItem.attempts.set(0),
+            OtpItem.window_start.set(t),
+            OtpItem.ttl.set(_ttl(ttl_seconds + 86400)),
+        ]
+    )
 
 
 def reserve_otp_try(key: str) -> OtpRecord | None:

@@ -1,5 +1,4 @@
-"""The signed-in user's own account: profile, password change and deletion (and the
-checks an email change shares)."""
+"""The signed-in user's own account: profile, password change and deletion."""
 
 from __future__ import annotations
 
@@ -18,7 +17,7 @@ from carekey.schemas import (
 )
 
 
-def signed_in_user(call: Call) -> store.UserItem:
+def _me(call: Call) -> store.UserItem:
     assert call.principal is not None
     user = store.user_by_id(call.principal.user_id)
     if user is None or not user.is_active:
@@ -46,7 +45,7 @@ def confirm_password(user: store.UserItem, password: str, call: Call, *, field: 
 
 
 def get_profile(call: Call) -> Reply:
-    return Reply(200, signed_in_user(call).public())
+    return Reply(200, _me(call).public())
 
 
 def update_profile(call: Call[ProfileUpdateRequest]) -> Reply:
@@ -60,7 +59,7 @@ def update_profile(call: Call[ProfileUpdateRequest]) -> Reply:
     return Reply(200, user.public())
 
 
-def renew_this_session(call: Call, user_id: str, version: int) -> tuple[str, str]:
+def _renew(call: Call, user_id: str, version: int) -> tuple[str, str]:
     """The next token pair of the caller's session, under the new token version."""
     assert call.principal is not None
     cfg = settings()
@@ -77,7 +76,7 @@ def renew_this_session(call: Call, user_id: str, version: int) -> tuple[str, str
 def change_password(call: Call[ChangePasswordRequest]) -> Reply:
     body = call.body
     assert call.principal is not None
-    user = signed_in_user(call)
+    user = _me(call)
     passwords.check_new_password(
         body.new_password, body.confirm_password, ("new_password", "confirm_password"), user.email, user.first_name, user.last_name
     )
@@ -90,7 +89,7 @@ def change_password(call: Call[ChangePasswordRequest]) -> Reply:
         raise errors.FieldErrors({"current_password": ["The password changed meanwhile; sign in again."]})
 
     # Every other session ends (token version bumped); this one carries on with fresh tokens.
-    access, refresh = renew_this_session(call, user.user_id, version)
+    access, refresh = _renew(call, user.user_id, version)
     mailer.send(mailer.password_changed_notice(user.email))
     audit.record("password_change", "success", call.client, user_id=user.user_id, email_hash=otp.email_key(user.email))
     metrics.add_metric(name="PasswordChanges", unit=MetricUnit.Count, value=1)
@@ -115,7 +114,7 @@ def delete_account(call: Call[DeleteAccountRequest]) -> Reply:
     with their password (and second-factor code); the address is told."""
     from carekey.flows import erasure
 
-    user = signed_in_user(call)
+    user = _me(call)
     confirm_password(user, call.body.password, call, field="password", event="account.erase")
     confirm_second_factor(user, call.body.code)
     if not erasure.erase(user, call.client, event="account.erase", detail={"by": "self"}):

@@ -21,7 +21,9 @@ from carekey import audit, errors, limits, mailer, otp, store
 from carekey.api import Call, Reply
 from carekey.config import settings
 from carekey.flows import email_work
-from carekey.flows.account import confirm_password, renew_this_session, signed_in_user
+from carekey.flows.account import _me as signed_in_user
+from carekey.flows.account import _renew as renew_this_session
+from carekey.flows.account import confirm_password
 from carekey.flows.email_work import EmailJob
 from carekey.observability import metrics
 from carekey.schemas import ChangeEmailRequest, ChangeEmailResponse, ChangeEmailVerifiedResponse, ChangeEmailVerifyRequest

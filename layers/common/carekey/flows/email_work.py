@@ -169,7 +169,7 @@ def _email_change_code(job: EmailJob) -> None:
     if slot is not None:
         code = otp.new_code()
         digest = otp.digest(otp.CHANGE_EMAIL, otp.change_email_subject(user.user_id, job.email), code)
-        store.put_otp(otp.change_email_key(user.user_id), user.user_id, digest, settings().otp_ttl_seconds, new_email=job.email)
+        store.put_email_change_code(otp.change_email_key(user.user_id), user.user_id, job.email, digest, settings().otp_ttl_seconds)
         sent = _sent(mailer.email_change_code(job.email, code), slot)
     audit.record(job.event, "sent" if sent else "not_sent", job.client, user_id=user.user_id, email_hash=email_hash)
 
