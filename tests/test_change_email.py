@@ -268,6 +268,8 @@ def test_huge_malformed_and_unauthenticated_requests_are_4xx(api, pat, path):
         assert 400 <= r.status < 500, (raw, r.status)
     assert api.post(path, {"otp": "123456", "password": PASSWORD, "new_email": NEW}).status == 401
     assert api.post(path, {"otp": "123456", "password": PASSWORD, "new_email": NEW}, token=pat["refresh"]).status == 401
+    forged = access[:-4] + ("AAAA" if not access.endswith("AAAA") else "BBBB")
+    assert api.post(path, {"otp": "123456", "password": PASSWORD, "new_email": NEW}, token=forged).status == 401
     assert api.get(path, token=access).status == 405
 
 
