@@ -142,11 +142,12 @@ def test_refresh_rotates_and_an_access_token_is_not_a_refresh_token(api, signed_
 
 
 def test_the_token_just_replaced_returns_the_current_pair_within_the_reuse_interval(api, signed_in, monkeypatch):
-    # Given a refresh whose answer the client lost
+    # Given a refresh whose answer the client lost (the clock held still, so a slow machine adds no second)
+    start = store.now()
+    monkeypatch.setattr(store, "now", lambda: start)
     newer = api.post("/token/refresh", {"refresh": signed_in["refresh"]}).json()
     # When it retries with the same token 9 seconds later
-    later = store.now() + 9
-    monkeypatch.setattr(store, "now", lambda: later)
+    monkeypatch.setattr(store, "now", lambda: start + 9)
     retry = api.post("/token/refresh", {"refresh": signed_in["refresh"]})
     # Then it gets the session's current refresh token and a working access token
     assert retry.status == 200
@@ -158,9 +159,10 @@ def test_the_token_just_replaced_returns_the_current_pair_within_the_reuse_inter
 
 def test_replaying_a_replaced_token_after_the_interval_ends_the_session_and_tells_the_owner(api, signed_in, monkeypatch, outbox):
     # Given a token replaced 11 seconds ago (the interval is 10)
+    start = store.now()
+    monkeypatch.setattr(store, "now", lambda: start)
     newer = api.post("/token/refresh", {"refresh": signed_in["refresh"]}).json()
-    later = store.now() + 11
-    monkeypatch.setattr(store, "now", lambda: later)
+    monkeypatch.setattr(store, "now", lambda: start + 11)
     # When someone presents it again
     replay = api.post("/token/refresh", {"refresh": signed_in["refresh"]})
     # Then it is refused, the whole session ends, and its owner gets a notice
