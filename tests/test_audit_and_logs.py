@@ -84,7 +84,7 @@ def test_every_auth_event_is_recorded_and_the_chain_verifies(full_flow):
     assert verdict.records == verdict.archived >= len(trail)
     record = trail[0]
     assert record["ip"] == "198.51.100.7" and record["user_agent"] == "pytest" and record["request_id"]
-    assert record["at"].endswith("Z") and record["mac"] and record["hash"]
+    assert record["at"].endswith("Z") and record["hash"] and record["prev_hash"]
 
 
 def test_the_trail_holds_no_secret_and_no_email(full_flow):

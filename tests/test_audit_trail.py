@@ -1,7 +1,8 @@
-"""The audit trail: functions submit, one writer chains with a KMS MAC and
-stores each record in DynamoDB and in the Object-Locked archive; any change
-to either copy is detected, nothing submitted is lost, and a request whose
-event cannot be submitted fails closed."""
+"""The audit trail: functions submit, one writer chains the records with
+SHA-256, seals each batch with one KMS MAC and stores records and seals in
+DynamoDB and in the Object-Locked archive; any change to either copy is
+detected, nothing submitted is lost, and a request whose event cannot be
+submitted fails closed."""
 
 from __future__ import annotations
 
@@ -50,11 +51,11 @@ def archive_keys() -> list[str]:
 
 def put_record(record: dict[str, Any]) -> None:
     """Write a record into DynamoDB as someone holding table write access would."""
-    item = audit_trail.AuditRecord(audit_trail.TRAIL, record["seq"], subject=record["user_id"] or record["email_hash"])
-    for k, v in record.items():
-        if k != "seq":
-            setattr(item, k, v)
-    item.save()
+    audit_trail.record_item(record).save()
+
+
+def seals() -> list[dict[str, Any]]:
+    return [audit_trail.stored_seal(i) for i in audit_trail.AuditRecord.query(audit_trail.SEAL)]
 
 
 def move_head(last: dict[str, Any]) -> None:
@@ -74,13 +75,17 @@ def problems() -> tuple[int | None, str]:
 def test_a_request_submits_its_event_and_the_writer_chains_it(api, queues):
     # Given a registration
     api.register("chained@example.com")
-    # Then its event is a MAC'd record in DynamoDB and in the locked archive
+    # Then its event is a record in DynamoDB and in the locked archive, sealed by a KMS MAC
     records = [audit_trail.stored_form(i) for i in audit_trail.AuditRecord.query(audit_trail.TRAIL)]
     assert [(r["seq"], r["event"], r["outcome"]) for r in records] == [(1, "register", "success")]
-    assert records[0]["prev_hash"] == audit_trail.GENESIS and audit_trail.verify_mac(audit_trail.canonical(records[0]), records[0]["mac"])
+    assert records[0]["prev_hash"] == audit_trail.GENESIS and records[0]["hash"] == audit_trail.digest(records[0])
+    (seal,) = seals()
+    assert (seal["first_seq"], seal["last_seq"], seal["hashes"], seal["prev_seal"]) == (1, 1, [records[0]["hash"]], audit_trail.GENESIS)
+    assert audit_trail.verify_mac(audit_trail.seal_canonical(seal), seal["mac"])
     (key,) = archive_keys()
     assert key == "trail/000000000001-000000000001.jsonl"
-    assert json.loads(s3().get_object(Bucket=settings().audit_bucket, Key=key)["Body"].read()) == records[0]
+    lines = s3().get_object(Bucket=settings().audit_bucket, Key=key)["Body"].read().decode().splitlines()
+    assert [json.loads(ln) for ln in lines] == [records[0], {"seal": seal}]
     # And the archive object is locked in COMPLIANCE mode for the retention the template sets
     head = s3().head_object(Bucket=settings().audit_bucket, Key=key)
     assert head["ObjectLockMode"] == "COMPLIANCE"
@@ -161,6 +166,32 @@ def test_a_batch_committed_but_not_archived_is_archived_on_the_retry(monkeypatch
     assert archive_keys() == ["trail/000000000001-000000000002.jsonl"]
 
 
+def test_a_batch_costs_one_mac_one_head_write_and_one_archive_object(monkeypatch):
+    # Given the writer's calls to KMS and to the head are counted
+    macs: list[bytes] = []
+    real_mac = audit_writer.generate_mac
+    monkeypatch.setattr(audit_writer, "generate_mac", lambda message: macs.append(message) or real_mac(message))
+    head_writes: list[int] = []
+    real_update = audit_trail.AuditRecord.update
+
+    def counted_update(self, *args, **kwargs):
+        if self.chain == audit_trail.HEAD:
+            head_writes.append(1)
+        return real_update(self, *args, **kwargs)
+
+    monkeypatch.setattr(audit_trail.AuditRecord, "update", counted_update)
+    # When two batches of ten events are written
+    audit_writer.handle_batch(_sqs_event([_submission(f"a{i}") for i in range(10)]))
+    audit_writer.handle_batch(_sqs_event([_submission(f"b{i}") for i in range(10)]))
+    # Then each batch made one MAC, one head write and one archive object, and every record is verified
+    assert len(macs) == 2 and len(head_writes) == 2
+    assert archive_keys() == ["trail/000000000001-000000000010.jsonl", "trail/000000000011-000000000020.jsonl"]
+    first, second = seals()
+    assert second["prev_seal"] == audit_trail.seal_digest(first) and len(second["hashes"]) == 10
+    verdict = audit_verify.verify()
+    assert verdict.intact and verdict.records == verdict.archived == 20
+
+
 def test_an_unreadable_submission_is_recorded_not_dropped():
     # Given a message that is not a submission between two that are
     audit_writer.handle_batch(_sqs_event([_submission("ok1"), "{not json", _submission("ok2")]))
@@ -218,7 +249,7 @@ def test_dynamodb_edit_is_detected(trail):
     )
     first, text = problems()
     assert first == 7
-    assert "record 7 does not match its SHA-256" in text and "record 7 has no valid MAC" in text
+    assert "record 7 does not match its SHA-256" in text and "record 7 does not match its seal" in text
     assert "record 7 differs between DynamoDB and the archive" in text
 
 
@@ -230,15 +261,14 @@ def test_dynamodb_delete_is_detected(trail):
 
 
 def test_dynamodb_insert_is_detected(trail):
-    # When someone appends a well-linked record with a made-up MAC and moves the head
+    # When someone appends a well-linked record and moves the head
     forged = {**trail[-1], "seq": 26, "event_id": "forged", "outcome": "success", "prev_hash": trail[-1]["hash"]}
     forged["hash"] = audit_trail.digest(forged)
-    forged["mac"] = "AAAA"
     put_record(forged)
     move_head(forged)
     first, text = problems()
     assert first == 26
-    assert "record 26 has no valid MAC" in text and "record 26 is in DynamoDB but not in the archive" in text
+    assert "DynamoDB: record 26 is not sealed" in text and "record 26 is in DynamoDB but not in the archive" in text
 
 
 def test_dynamodb_reorder_is_detected(trail):
@@ -264,11 +294,70 @@ def test_dynamodb_consistent_rewrite_with_recomputed_sha256_is_detected(trail):
         put_record(r)
     move_head(rewritten[-1])
     first, text = problems()
-    # Then hashes and links agree, but not one rewritten record has a valid MAC
+    # Then hashes and links agree, but not one rewritten record matches its seal
     assert first == 5
     assert "SHA-256" not in text and "does not link" not in text
     for seq in range(5, 26):
-        assert f"DynamoDB: record {seq} has no valid MAC" in text
+        assert f"DynamoDB: record {seq} does not match its seal" in text
+
+
+# ---- tampering with seals ---------------------------------------------------------
+
+
+def _rewrite_from(trail: list[dict[str, Any]], seq: int) -> list[dict[str, Any]]:
+    """Records from `seq` on, record `seq` edited, every later SHA-256 and link recomputed."""
+    prev, out = trail[seq - 2]["hash"], []
+    for r in trail[seq - 1 :]:
+        r = {**r, "prev_hash": prev, "outcome": "success" if r["seq"] == seq else r["outcome"]}
+        r["hash"] = prev = audit_trail.digest(r)
+        out.append(r)
+    return out
+
+
+def test_a_seal_rewritten_to_match_rewritten_records_fails_its_mac(trail):
+    # When someone rewrites records 12-20 consistently and puts the digests in their seal, keeping its MAC
+    for r in _rewrite_from(trail, 12)[:9]:
+        put_record(r)
+    seal = next(s for s in seals() if s["first_seq"] == 11)
+    rewritten = [r.hash for r in audit_trail.AuditRecord.query(audit_trail.TRAIL) if 11 <= r.seq <= 20]
+    audit_trail.seal_item({**seal, "hashes": rewritten}).save()
+    first, text = problems()
+    # Then the records match the seal, but the seal has no valid MAC
+    assert first == 11
+    assert "DynamoDB: the seal of records 11-20 has no valid MAC" in text
+    assert "DynamoDB: record 12 does not match its seal" not in text
+    assert "the seal of records 11-20 differs between DynamoDB and the archive" in text
+
+
+def test_a_seal_forged_with_a_mac_from_another_seal_is_detected(trail):
+    # When someone moves the MAC of the first seal onto a forged seal of records 11-20
+    first_seal, second = seals()[0], seals()[1]
+    audit_trail.seal_item({**second, "mac": first_seal["mac"]}).save()
+    first, text = problems()
+    assert first == 11 and "DynamoDB: the seal of records 11-20 has no valid MAC" in text
+
+
+def test_a_deleted_seal_is_detected(trail):
+    # When someone deletes the seal of records 11-20
+    ddb().delete_item(TableName=settings().audit_table, Key={"chain": {"S": "seal"}, "seq": {"N": "20"}})
+    first, text = problems()
+    # Then those records are unsealed and the next seal no longer follows
+    assert first == 11
+    assert "DynamoDB: record 11 is not sealed" in text and "DynamoDB: record 20 is not sealed" in text
+    assert "DynamoDB: expected a seal from record 11, found the seal of records 21-25" in text
+    assert "the seal of records 11-20 is in the archive but not in DynamoDB" in text
+
+
+def test_a_whole_batch_removed_with_its_seal_is_detected(trail):
+    # When someone deletes records 21-25 and their seal, and moves the head back to record 20
+    for seq in range(21, 26):
+        ddb().delete_item(TableName=settings().audit_table, Key={"chain": {"S": "trail"}, "seq": {"N": str(seq)}})
+    ddb().delete_item(TableName=settings().audit_table, Key={"chain": {"S": "seal"}, "seq": {"N": "25"}})
+    move_head(trail[19])
+    first, text = problems()
+    assert first == 21
+    assert "record 21 is in the archive but not in DynamoDB" in text
+    assert "the head's last seal is not the last seal stored" in text
 
 
 # ---- tampering with the archive ---------------------------------------------------
@@ -291,7 +380,7 @@ def _rewrite_object(key: str, change) -> None:
 
 def test_archive_edit_is_detected_and_the_original_kept(trail):
     key = archive_keys()[1]  # records 11-20
-    _rewrite_object(key, lambda rs: [{**r, "outcome": "success"} if r["seq"] == 12 else r for r in rs])
+    _rewrite_object(key, lambda rs: [{**r, "outcome": "success"} if r.get("seq") == 12 else r for r in rs])
     first, text = problems()
     assert first == 11
     assert f"archive: {key} has 2 versions" in text
@@ -307,12 +396,12 @@ def test_archive_delete_is_detected(trail):
 
 
 def test_archive_insert_is_detected(trail):
-    forged = {**trail[-1], "seq": 26, "event_id": "forged", "prev_hash": trail[-1]["hash"], "mac": "AAAA"}
+    forged = {**trail[-1], "seq": 26, "event_id": "forged", "prev_hash": trail[-1]["hash"]}
     forged["hash"] = audit_trail.digest(forged)
     s3().put_object(Bucket=settings().audit_bucket, Key=audit_trail.archive_key(26, 26), Body=(json.dumps(forged) + "\n").encode())
     first, text = problems()
     assert first == 26
-    assert "archive: record 26 has no valid MAC" in text and "record 26 is in the archive but not in DynamoDB" in text
+    assert "archive: record 26 is not sealed" in text and "record 26 is in the archive but not in DynamoDB" in text
 
 
 def test_archive_reorder_is_detected(trail):
@@ -328,6 +417,9 @@ def test_archive_consistent_rewrite_with_recomputed_sha256_is_detected(trail):
     def rewrite(records):
         prev, out = audit_trail.GENESIS, []
         for r in records:
+            if "seal" in r:  # the batch's seal, rewritten to list the new digests
+                out.append({"seal": {**r["seal"], "hashes": [x["hash"] for x in out]}})
+                continue
             r = {**r, "prev_hash": prev, "outcome": "success"}
             r["hash"] = prev = audit_trail.digest(r)
             out.append(r)
@@ -351,4 +443,4 @@ def test_an_extra_object_restating_records_is_detected(trail):
     first, text = problems()
     assert first == 0
     assert "archive: trail/notes.txt is not an object the writer writes" in text
-    assert "archive: record 5 has no valid MAC" in text and "archive: expected record 6, found record 5" in text
+    assert "archive: record 5 does not match its seal" in text and "archive: expected record 6, found record 5" in text

@@ -136,13 +136,18 @@ def test_only_the_writer_touches_audit_records_and_it_cannot_delete_them():
     for name, fn in FUNCTIONS.items():
         assert "AuditTable" not in _table_actions(fn), name
     assert _statements(R["AuditSubmitPolicy"]) == [{"Effect": "Allow", "Action": ["sqs:SendMessage"], "Resource": {"Fn::GetAtt": ["AuditQueue", "Arn"]}}]
-    # The writer puts records (partition "trail") and reads and moves only its head (partition "head")
+    # The writer puts records (partition "trail") and seals (partition "seal"), reads whether a seal
+    # is stored, and reads and moves only its head (partition "head"); it never reads a record
     writer = R["AuditWriterFunction"]["Properties"]
     assert writer["Role"] == {"Fn::GetAtt": ["AuditWriterRole", "Arn"]}
     statements = R["AuditWriterRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
     on_table = [s for s in statements if s["Resource"] == {"Fn::GetAtt": ["AuditTable", "Arn"]}]
     grants = {tuple(s["Action"]): s["Condition"]["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"] for s in on_table}
-    assert grants == {("dynamodb:BatchWriteItem",): ["trail"], ("dynamodb:GetItem", "dynamodb:UpdateItem"): ["head"]}
+    assert grants == {
+        ("dynamodb:BatchWriteItem",): ["trail"],
+        ("dynamodb:GetItem", "dynamodb:PutItem"): ["seal"],
+        ("dynamodb:GetItem", "dynamodb:UpdateItem"): ["head"],
+    }
     every_action = [a for s in statements for a in _actions(s)]
     assert not any(a.endswith(("DeleteItem", "Query", "Scan", "DeleteObject", "DeleteObjectVersion", "*")) for a in every_action)
     # Records are read only through the auditors' policy, which no function holds

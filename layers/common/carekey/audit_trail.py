@@ -3,20 +3,29 @@
 One chain holds every record, numbered 1, 2, 3...  A record is the submitted
 event plus `seq`, `written_at` and `prev_hash` (the SHA-256 of the record
 before it).  Its canonical form (sorted-key JSON of exactly `FIELDS`) is what
-is hashed and what KMS MACs: `hash` is the SHA-256 of that text and `mac` is
-HMAC-SHA-256 of it under the audit MAC key, which only the writer's role may
-use to generate.  So:
+is hashed: `hash` is the SHA-256 of that text.
 
-- editing a record breaks its hash and its MAC;
-- removing, inserting or reordering records breaks `seq` and `prev_hash`;
-- rewriting records consistently (recomputing every SHA-256) still fails
-  every MAC, since nobody but the writer can make one.
+Each batch the writer stores ends with a seal: records `first_seq` to
+`last_seq`, the ordered list of their SHA-256 digests (`hashes`), and
+`prev_seal`, the SHA-256 of the seal before it.  `mac` is HMAC-SHA-256 of the
+seal's canonical form (`SEAL_FIELDS`) under the audit MAC key, which only the
+writer's role may use to generate: one KMS call a batch, not one a record.
+So:
 
-Records are stored twice: in DynamoDB (partition `trail`, sort key `seq`,
-index `by_subject` for one person's trail) and in S3 objects
-`trail/<first seq>-<last seq>.jsonl` under Object Lock in COMPLIANCE mode.
-The head item (partition `head`) holds the chain's end and the batch not yet
-archived.
+- editing a record breaks its hash and its digest in the seal;
+- removing, inserting or reordering records breaks `seq`, `prev_hash` and the
+  seal's list;
+- rewriting records consistently (recomputing every SHA-256) no longer
+  matches the sealed digests, and changing a seal to match fails its MAC,
+  since nobody but the writer can make one;
+- removing or reordering whole batches breaks the seals' `prev_seal` chain.
+
+Records and seals are stored twice: in DynamoDB (records in partition
+`trail`, seals in partition `seal` under their batch's last seq; index
+`by_subject` for one person's trail) and in S3 objects
+`trail/<first seq>-<last seq>.jsonl` (the batch's records, then its seal)
+under Object Lock in COMPLIANCE mode.  The head item (partition `head`)
+holds the chain's end and the last batch the writer committed.
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ import hashlib
 import json
 from typing import Any
 
-from pynamodb.attributes import MapAttribute, NumberAttribute, UnicodeAttribute
+from pynamodb.attributes import ListAttribute, MapAttribute, NumberAttribute, UnicodeAttribute
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
@@ -35,6 +44,7 @@ from carekey.config import settings
 from carekey.store import _Meta
 
 TRAIL = "trail"
+SEAL = "seal"
 HEAD = "head"
 GENESIS = "0" * 64
 MAC_ALGORITHM = "HMAC_SHA_256"
@@ -53,6 +63,7 @@ FIELDS = (
     "detail",
     "prev_hash",
 )
+SEAL_FIELDS = ("first_seq", "last_seq", "hashes", "prev_seal", "written_at")
 ARCHIVE_PREFIX = "trail/"
 
 
@@ -66,7 +77,8 @@ class BySubject(GlobalSecondaryIndex):
 
 
 class AuditRecord(Model):
-    """A record (chain "trail", seq >= 1) or the head item (chain "head", seq 0)."""
+    """A record (chain "trail", seq >= 1), a seal (chain "seal", seq = its batch's
+    last record) or the head item (chain "head", seq 0)."""
 
     class Meta(_Meta):
         table_name = settings().audit_table
@@ -87,13 +99,19 @@ class AuditRecord(Model):
     detail = MapAttribute(null=True)
     prev_hash = UnicodeAttribute(null=True)
     hash = UnicodeAttribute(null=True)
+    # Only on seals.
+    first_seq = NumberAttribute(null=True)
+    hashes = ListAttribute(of=UnicodeAttribute, null=True)
+    prev_seal = UnicodeAttribute(null=True)
     mac = UnicodeAttribute(null=True)
     # Only on the head item.
     last_seq = NumberAttribute(null=True)
     last_hash = UnicodeAttribute(null=True)
     last_event_id = UnicodeAttribute(null=True)
-    archived_seq = NumberAttribute(null=True)
-    pending = UnicodeAttribute(null=True)  # JSON list of the records written but not yet archived
+    last_seal = UnicodeAttribute(null=True)  # the SHA-256 of the last seal
+    # JSON of the last committed batch ({"records": [...], "seal": {...}}), so a
+    # retry can store it if the attempt that committed it failed to.
+    pending = UnicodeAttribute(null=True)
     by_subject = BySubject()
 
 
@@ -105,13 +123,50 @@ def digest(record: dict[str, Any]) -> str:
     return hashlib.sha256(canonical(record)).hexdigest()
 
 
+def seal_canonical(seal: dict[str, Any]) -> bytes:
+    """What the seal's MAC covers."""
+    return json.dumps({k: seal.get(k) for k in SEAL_FIELDS}, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def seal_digest(seal: dict[str, Any]) -> str:
+    """What the next seal names as `prev_seal`."""
+    return hashlib.sha256(seal_canonical(seal)).hexdigest()
+
+
 def stored_form(item: AuditRecord) -> dict[str, Any]:
-    """A DynamoDB record as the plain dict the archive holds (FIELDS, hash, mac)."""
+    """A DynamoDB record as the plain dict the archive holds (FIELDS and hash)."""
     data: dict[str, Any] = {k: getattr(item, k) for k in FIELDS}
     data["seq"] = int(item.seq)
     data["detail"] = item.detail.as_dict() if item.detail is not None else None
-    data["hash"], data["mac"] = item.hash, item.mac
+    data["hash"] = item.hash
     return data
+
+
+def stored_seal(item: AuditRecord) -> dict[str, Any]:
+    """A DynamoDB seal as the plain dict the archive holds (SEAL_FIELDS and mac)."""
+    return {
+        "first_seq": int(item.first_seq) if item.first_seq is not None else None,
+        "last_seq": int(item.seq),
+        "hashes": list(item.hashes) if item.hashes is not None else None,
+        "prev_seal": item.prev_seal,
+        "written_at": item.written_at,
+        "mac": item.mac,
+    }
+
+
+def record_item(record: dict[str, Any]) -> AuditRecord:
+    item = AuditRecord(TRAIL, record["seq"], subject=record["user_id"] or record["email_hash"])
+    for k, v in record.items():
+        if k != "seq":
+            setattr(item, k, v)
+    return item
+
+
+def seal_item(seal: dict[str, Any]) -> AuditRecord:
+    return AuditRecord(
+        SEAL, seal["last_seq"], first_seq=seal["first_seq"], hashes=seal["hashes"], prev_seal=seal["prev_seal"],
+        written_at=seal["written_at"], mac=seal["mac"],
+    )
 
 
 def generate_mac(message: bytes) -> str:

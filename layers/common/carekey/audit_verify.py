@@ -1,20 +1,24 @@
 """Verifying and exporting the audit trail (`make audit-verify`, `make audit-export`).
 
 Needs the read access of `AuditReadPolicy` (no function holds it): the
-records in DynamoDB, every version of the archive objects, and kms:VerifyMac.
+records and seals in DynamoDB, every version of the archive objects, and
+kms:VerifyMac.
 
 `verify()` checks, in both stores:
 
-- every record's SHA-256 and its KMS MAC (a consistent rewrite that
-  recomputes every SHA-256 still fails the MACs);
+- every seal's KMS MAC (one VerifyMac a seal), and that the seals chain
+  (`prev_seal`) and tile the records without gap or overlap;
+- every record's SHA-256, and that it is the digest its seal lists (a
+  consistent rewrite that recomputes every SHA-256 no longer matches the
+  seal, and a seal changed to match fails its MAC);
 - the chain's continuity: sequence numbers 1, 2, 3... with each record
   naming the hash of the one before (removal, insertion, reordering);
-- that the head item agrees with the chain's end (truncation);
+- that the head item agrees with the chain's end and its last seal (truncation);
 - that each archive object has exactly one version and no delete marker
   (Object Lock keeps the original; a second version is an attempted edit),
   and that the objects tile the chain without gap or overlap;
-- that DynamoDB and the archive hold the same records.  Only the writer's
-  current batch may be in DynamoDB and not yet archived.
+- that DynamoDB and the archive hold the same records and seals.  Only the
+  writer's last committed batch may be in neither yet.
 
 It reports every problem, the first bad record, and its rate in records a second.
 """
@@ -33,11 +37,14 @@ from carekey.audit_trail import (
     ARCHIVE_PREFIX,
     GENESIS,
     HEAD,
+    SEAL,
     TRAIL,
     AuditRecord,
-    canonical,
     digest,
+    seal_canonical,
+    seal_digest,
     stored_form,
+    stored_seal,
     verify_mac,
 )
 from carekey.config import settings
@@ -68,18 +75,48 @@ class Verdict:
         self.problems.append((seq, what))
 
 
-def _verify_macs(records: list[dict[str, Any]], macs_checked: set[tuple[bytes, str]]) -> None:
-    """Ask KMS about every (record, MAC) not yet known good, several at a time."""
-    todo = list({(canonical(r), str(r.get("mac"))) for r in records} - macs_checked)
-    with ThreadPoolExecutor(max_workers=_MAC_THREADS) as pool:
+def _verify_macs(seals: list[dict[str, Any]], macs_checked: set[tuple[bytes, str]]) -> None:
+    """Ask KMS about every (seal, MAC) not yet known good, several at a time."""
+    todo = list({(seal_canonical(s), str(s.get("mac"))) for s in seals} - macs_checked)
+    if not todo:
+        return
+    with ThreadPoolExecutor(max_workers=min(_MAC_THREADS, len(todo))) as pool:
         for pair, good in zip(todo, pool.map(lambda p: verify_mac(*p), todo), strict=True):
             if good:
                 macs_checked.add(pair)
 
 
-def _check_chain(records: list[dict[str, Any]], where: str, verdict: Verdict, macs_checked: set[tuple[bytes, str]]) -> None:
-    """Hashes, MACs and links of one copy of the chain, in seq order."""
-    _verify_macs(records, macs_checked)
+def _check_chain(
+    records: list[dict[str, Any]],
+    seals: list[dict[str, Any]],
+    where: str,
+    verdict: Verdict,
+    macs_checked: set[tuple[bytes, str]],
+    unsealed_ok: set[int],
+) -> None:
+    """Hashes, links and seals of one copy of the chain, in seq order.  Records
+    in `unsealed_ok` (the writer's last batch, being stored) may lack a seal."""
+    _verify_macs(seals, macs_checked)
+    sealed: dict[int, str] = {}  # seq -> the digest its seal lists
+    prev_seal, expected = GENESIS, 1
+    for s in seals:
+        first, last, hashes = s.get("first_seq"), s.get("last_seq"), s.get("hashes")
+        if not (isinstance(first, int) and isinstance(last, int) and isinstance(hashes, list)):
+            verdict.add(expected, f"{where}: a seal that is not one the writer makes")
+            continue
+        name = f"the seal of records {first}-{last}"
+        if (seal_canonical(s), str(s.get("mac"))) not in macs_checked:
+            verdict.add(first, f"{where}: {name} has no valid MAC (not made by the audit writer)")
+        if first != expected:
+            verdict.add(min(first, expected), f"{where}: expected a seal from record {expected}, found {name} (a batch removed, inserted or reordered)")
+        if s.get("prev_seal") != prev_seal:
+            verdict.add(first, f"{where}: {name} does not link to the seal before it")
+        if len(hashes) != last - first + 1:
+            verdict.add(first, f"{where}: {name} lists {len(hashes)} digests for {last - first + 1} records")
+        for seq, h in zip(range(first, last + 1), hashes, strict=False):
+            sealed[seq] = h
+        prev_seal, expected = seal_digest(s), last + 1
+
     prev, expected = GENESIS, 1
     for r in records:
         seq = r.get("seq")
@@ -90,24 +127,33 @@ def _check_chain(records: list[dict[str, Any]], where: str, verdict: Verdict, ma
             verdict.add(min(seq, expected), f"{where}: expected record {expected}, found record {seq} (removed, inserted or reordered)")
         if r.get("prev_hash") != prev:
             verdict.add(seq, f"{where}: record {seq} does not link to the record before it")
-        if digest(r) != r.get("hash"):
+        recomputed = digest(r)
+        if recomputed != r.get("hash"):
             verdict.add(seq, f"{where}: record {seq} does not match its SHA-256")
-        if (canonical(r), str(r.get("mac"))) not in macs_checked:
-            verdict.add(seq, f"{where}: record {seq} has no valid MAC (not written by the audit writer)")
+        if seq in sealed:
+            if recomputed != sealed[seq]:
+                verdict.add(seq, f"{where}: record {seq} does not match its seal (not as the audit writer wrote it)")
+        elif seq not in unsealed_ok:
+            verdict.add(seq, f"{where}: record {seq} is not sealed (not written by the audit writer)")
         prev, expected = r.get("hash"), seq + 1
+    for seq in sorted(set(sealed) - {r.get("seq") for r in records}):
+        if seq < expected:
+            continue  # reported above as a gap
+        verdict.add(seq, f"{where}: record {seq} is sealed but missing")
 
 
-def _dynamodb_records() -> tuple[list[dict[str, Any]], AuditRecord | None]:
+def _dynamodb_records() -> tuple[list[dict[str, Any]], list[dict[str, Any]], AuditRecord | None]:
     records = [stored_form(item) for item in AuditRecord.query(TRAIL, consistent_read=True)]
+    seals = [stored_seal(item) for item in AuditRecord.query(SEAL, consistent_read=True)]
     try:
         head = AuditRecord.get(HEAD, 0, consistent_read=True)
     except AuditRecord.DoesNotExist:
         head = None
-    return records, head
+    return records, seals, head
 
 
-def _archive_records(verdict: Verdict) -> list[dict[str, Any]]:
-    """Every archived record, read from each object's original version."""
+def _archive_records(verdict: Verdict) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every archived record and seal, read from each object's original version."""
     s3 = aws.client("s3")
     bucket = settings().audit_bucket
     versions: dict[str, list[dict[str, Any]]] = {}
@@ -117,6 +163,7 @@ def _archive_records(verdict: Verdict) -> list[dict[str, Any]]:
         for marker in page.get("DeleteMarkers", []):
             verdict.add(_first_seq(marker["Key"]), f"archive: {marker['Key']} has a delete marker (someone tried to delete it)")
     records: list[dict[str, Any]] = []
+    seals: list[dict[str, Any]] = []
     for key in sorted(versions):
         # S3 lists a key's versions newest first: the last one is the original.
         kept = versions[key]
@@ -134,11 +181,17 @@ def _archive_records(verdict: Verdict) -> list[dict[str, Any]]:
         except ValueError:
             verdict.add(_first_seq(key), f"archive: {key} is not JSON lines")
             continue
+        sealed = [line["seal"] for line in batch if isinstance(line, dict) and isinstance(line.get("seal"), dict)]
+        batch = [line for line in batch if isinstance(line, dict) and "seal" not in line]
         if [r.get("seq") for r in batch] != list(range(first, last + 1)):
             verdict.add(first, f"archive: {key} does not hold records {first} to {last} in order")
+        if [(s.get("first_seq"), s.get("last_seq")) for s in sealed] != [(first, last)]:
+            verdict.add(first, f"archive: {key} does not end with the one seal of records {first} to {last}")
         records += batch
+        seals += sealed
     records.sort(key=lambda r: r.get("seq") if isinstance(r.get("seq"), int) else -1)
-    return records
+    seals.sort(key=lambda s: s.get("first_seq") if isinstance(s.get("first_seq"), int) else -1)
+    return records, seals
 
 
 _ARCHIVE_KEY = re.compile("^" + re.escape(ARCHIVE_PREFIX) + r"(\d{12})-(\d{12})\.jsonl$")
@@ -152,16 +205,24 @@ def _first_seq(key: str) -> int:
 def verify() -> Verdict:
     started = time.perf_counter()
     verdict = Verdict()
-    table, head = _dynamodb_records()
-    archive = _archive_records(verdict)
+    table, table_seals, head = _dynamodb_records()
+    archive, archive_seals = _archive_records(verdict)
     verdict.records, verdict.archived = len(table), len(archive)
-    macs: set[tuple[bytes, str]] = set()
-    _check_chain(table, "DynamoDB", verdict, macs)
-    _check_chain(archive, "archive", verdict, macs)
 
-    # The writer's current batch (committed in the head, being stored) may be
-    # missing from the table's end and from the archive; nothing else may.
-    pending = {r["seq"] for r in json.loads(head.pending or "[]")} if head is not None else set()
+    # The writer's last committed batch (in the head) may not be stored yet,
+    # in either copy: its records may lack their seal, or be missing.
+    # It counts only while it is the batch the head ends with.
+    committed = json.loads(head.pending) if head is not None and head.pending else {"records": [], "seal": None}
+    pending = {r["seq"] for r in committed["records"]}
+    pending_seal = committed["seal"]
+    if pending_seal is None or pending_seal["last_seq"] != int(head.last_seq or 0) or seal_digest(pending_seal) != head.last_seal:
+        pending, pending_seal = set(), None
+    elif any(s.get("last_seq") == pending_seal["last_seq"] for s in table_seals):
+        pending = set()  # stored: checked like every other batch
+    macs: set[tuple[bytes, str]] = set()
+    _check_chain(table, table_seals, "DynamoDB", verdict, macs, pending)
+    _check_chain(archive, archive_seals, "archive", verdict, macs, pending)
+
     end_seq, end_hash = (table[-1]["seq"], table[-1]["hash"]) if table else (0, GENESIS)
     head_seq = int(head.last_seq or 0) if head is not None else 0
     if head is None:
@@ -171,6 +232,11 @@ def verify() -> Verdict:
         pass
     elif head_seq != end_seq or (head.last_hash or GENESIS) != end_hash:
         verdict.add(min(end_seq, head_seq) + 1, f"DynamoDB: the head says the chain ends at record {head_seq}, it ends at {end_seq}")
+    if head is not None and head_seq and not pending:
+        last_seal = seal_digest(table_seals[-1]) if table_seals else GENESIS
+        if (head.last_seal or GENESIS) != last_seal:
+            after = int(table_seals[-1]["last_seq"]) + 1 if table_seals else 1
+            verdict.add(after, "DynamoDB: the head's last seal is not the last seal stored (a batch removed or a seal replaced)")
 
     # The two copies must agree.
     in_archive = {r["seq"]: r for r in archive if isinstance(r.get("seq"), int)}
@@ -183,6 +249,17 @@ def verify() -> Verdict:
             verdict.add(r["seq"], f"record {r['seq']} differs between DynamoDB and the archive")
     for seq in sorted(in_archive):
         verdict.add(seq, f"record {seq} is in the archive but not in DynamoDB (removed from the table)")
+    archived_seals = {s.get("last_seq"): s for s in archive_seals}
+    for s in table_seals:
+        other = archived_seals.pop(s["last_seq"], None)
+        if other is None:
+            verdict.add(s["first_seq"] or 0, f"the seal of records {s['first_seq']}-{s['last_seq']} is in DynamoDB but not in the archive")
+        elif other != s:
+            verdict.add(s["first_seq"] or 0, f"the seal of records {s['first_seq']}-{s['last_seq']} differs between DynamoDB and the archive")
+    for last, s in sorted(archived_seals.items(), key=lambda kv: kv[0] if isinstance(kv[0], int) else -1):
+        if pending_seal is not None and last == pending_seal["last_seq"] and pending:
+            continue  # archived, seal not yet in DynamoDB: the writer's last step
+        verdict.add(s.get("first_seq") or 0, f"the seal of records {s.get('first_seq')}-{last} is in the archive but not in DynamoDB")
     verdict.problems.sort()
     verdict.seconds = time.perf_counter() - started
     return verdict

@@ -1,25 +1,29 @@
 """The audit writer: the one function that turns submitted events into chained,
-MAC'd records (see carekey.audit_trail for the record format).
+sealed records (see carekey.audit_trail for the record and seal format).
 
 It consumes the audit queue, a FIFO queue with one message group, so batches
 arrive in submission order and one at a time.  For each batch it:
 
-1. reads the head item (the chain's end, the last event written, the batch
-   not yet archived);
-2. stores that pending batch first, if a previous attempt committed it but
-   failed before it was stored;
+1. reads the head item (the chain's end, the last event written, the last
+   batch committed);
+2. if that batch's seal is not stored (the attempt that committed it failed
+   before the end), stores that batch first;
 3. skips the events a previous attempt already wrote (SQS delivers at least
    once; events are known by their id);
-4. numbers, links and MACs the rest, and moves the head past them with the
-   batch inside it, conditional on the head being where it was read (the
-   commit point: no two writers can claim the same numbers);
-5. stores the batch: its records in DynamoDB, one object in the
-   Object-Locked bucket (never over an existing object), then clears it
-   from the head.
+4. numbers and links the rest (SHA-256), and seals them with one KMS
+   GenerateMac over their digests and the previous seal;
+5. moves the head past them with the batch inside it, conditional on the head
+   being where it was read (the commit point: no two writers can claim the
+   same numbers);
+6. stores the batch: its records in DynamoDB, one object in the
+   Object-Locked bucket (never over an existing object), then its seal in
+   DynamoDB, last, so a stored seal means a stored batch.
 
-Any failure raises: the whole batch comes back after the queue's visibility
-timeout, steps 2 and 3 make the retry safe, and after five tries the queue
-moves it to the dead-letter queue, which raises an alarm.  A message that is
+Per batch that is one MAC, one head write and one S3 object, whatever the
+batch's size.  Any failure raises: the whole batch comes back after the
+queue's visibility timeout, steps 2 and 3 make the retry safe, and after five
+tries the queue moves it to the dead-letter queue, which raises an alarm
+(the next batch still stores the committed one first).  A message that is
 not a valid submission is still recorded (as `invalid_submission`, with its
 message id), so it can neither be lost nor block the chain.
 """
@@ -27,7 +31,6 @@ message id), so it can neither be lost nor block the chain.
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any
 
@@ -36,12 +39,23 @@ from botocore.exceptions import ClientError
 from pynamodb.exceptions import DoesNotExist
 
 from carekey import aws
-from carekey.audit_trail import GENESIS, HEAD, TRAIL, AuditRecord, archive_key, canonical, digest, generate_mac
+from carekey.audit_trail import (
+    GENESIS,
+    HEAD,
+    SEAL,
+    AuditRecord,
+    archive_key,
+    digest,
+    generate_mac,
+    record_item,
+    seal_canonical,
+    seal_digest,
+    seal_item,
+)
 from carekey.config import settings
 from carekey.observability import logger, metrics
 
 _SUBMITTED = ("event_id", "event", "outcome", "at", "user_id", "email_hash", "ip", "user_agent", "request_id", "detail")
-_MAC_THREADS = 10
 
 
 def _now() -> str:
@@ -86,28 +100,32 @@ def _head() -> AuditRecord:
         return AuditRecord(HEAD, 0)
 
 
-def _store(head: AuditRecord) -> None:
-    """Store the head's pending batch: its records in DynamoDB, then one object in
-    the locked bucket, then mark it stored.  Safe to repeat after a failure."""
-    records = json.loads(head.pending or "[]")
-    if not records:
-        return
-    first, last = records[0]["seq"], records[-1]["seq"]
+def _stored(seal: dict[str, Any]) -> bool:
+    """Is this seal in DynamoDB?  The writer stores a batch's seal last."""
+    try:
+        AuditRecord.get(SEAL, seal["last_seq"], consistent_read=True, attributes_to_get=["chain"])
+    except DoesNotExist:
+        return False
+    return True
+
+
+def _store(batch: dict[str, Any]) -> None:
+    """Store a committed batch: its records in DynamoDB, one object in the
+    locked bucket, then its seal.  Safe to repeat after a failure."""
+    records, seal = batch["records"], batch["seal"]
+    first, last = seal["first_seq"], seal["last_seq"]
     # Puts of the same content are idempotent; the seq range is this batch's alone,
     # claimed by the conditional head update.
-    with AuditRecord.batch_write() as batch:
+    with AuditRecord.batch_write() as writes:
         for r in records:
-            item = AuditRecord(TRAIL, r["seq"], subject=r["user_id"] or r["email_hash"])
-            for k, v in r.items():
-                if k != "seq":
-                    setattr(item, k, v)
-            batch.save(item)
-    body = "".join(json.dumps(r, sort_keys=True, separators=(",", ":")) + "\n" for r in records).encode()
+            writes.save(record_item(r))
+    lines = [json.dumps(r, sort_keys=True, separators=(",", ":")) for r in records]
+    lines.append(json.dumps({"seal": seal}, sort_keys=True, separators=(",", ":")))
     try:
         aws.client("s3").put_object(
             Bucket=settings().audit_bucket,
             Key=archive_key(first, last),
-            Body=body,
+            Body="".join(line + "\n" for line in lines).encode(),
             ContentType="application/x-ndjson",
             ChecksumAlgorithm="SHA256",
             IfNoneMatch="*",  # an archived batch is never written twice, not even as a new version
@@ -116,17 +134,29 @@ def _store(head: AuditRecord) -> None:
         if exc.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "412"):
             raise
         logger.info("audit batch already archived", extra={"audit_first_seq": first, "audit_last_seq": last})
-    head.update(
-        actions=[AuditRecord.archived_seq.set(last), AuditRecord.pending.remove()],
-        condition=AuditRecord.last_seq == last,
-    )
+    seal_item(seal).save()
+
+
+def seal_batch(records: list[dict[str, Any]], prev_seal: str, written_at: str) -> dict[str, Any]:
+    """The seal of a batch of chained records: one KMS MAC over their digests
+    and the previous seal."""
+    seal = {
+        "first_seq": records[0]["seq"],
+        "last_seq": records[-1]["seq"],
+        "hashes": [r["hash"] for r in records],
+        "prev_seal": prev_seal,
+        "written_at": written_at,
+    }
+    seal["mac"] = generate_mac(seal_canonical(seal))
+    return seal
 
 
 def handle_batch(event: dict[str, Any]) -> dict[str, Any]:
     head = _head()
     if head.pending:
-        _store(head)
-        head = _head()
+        committed = json.loads(head.pending)
+        if not _stored(committed["seal"]):
+            _store(committed)
 
     submissions = [submission_of(m) for m in event.get("Records", [])]
     ids = [s["event_id"] for s in submissions]
@@ -142,28 +172,27 @@ def handle_batch(event: dict[str, Any]) -> dict[str, Any]:
         record = {**submitted, "seq": n, "written_at": written_at, "prev_hash": prev}
         record["hash"] = prev = digest(record)
         records.append(record)
-    # Each MAC covers its own record only (prev_hash links them), so a batch's MACs are made at once.
-    with ThreadPoolExecutor(max_workers=min(_MAC_THREADS, len(records))) as pool:
-        for record, mac in zip(records, pool.map(lambda r: generate_mac(canonical(r)), records), strict=True):
-            record["mac"] = mac
+    seal = seal_batch(records, head.last_seal or GENESIS, written_at)
+    batch = {"records": records, "seal": seal}
 
     new_last = records[-1]["seq"]
-    pending = json.dumps(records, sort_keys=True, separators=(",", ":"))
     # The commit point: the head moves only from where it was read, so no two
-    # writers ever claim the same sequence numbers, and it holds the batch until stored.
+    # writers ever claim the same sequence numbers, and it keeps the batch until
+    # the next batch finds its seal stored.
     AuditRecord(HEAD, 0).update(
         actions=[
             AuditRecord.last_seq.set(new_last),
             AuditRecord.last_hash.set(records[-1]["hash"]),
             AuditRecord.last_event_id.set(records[-1]["event_id"]),
-            AuditRecord.pending.set(pending),
+            AuditRecord.last_seal.set(seal_digest(seal)),
+            AuditRecord.pending.set(json.dumps(batch, sort_keys=True, separators=(",", ":"))),
         ],
         condition=AuditRecord.last_seq.does_not_exist() if last_seq == 0 else AuditRecord.last_seq == last_seq,
     )
     logger.info(
         "audit anchor",
-        extra={"audit_first_seq": records[0]["seq"], "audit_last_seq": new_last, "audit_hash": records[-1]["hash"]},
+        extra={"audit_first_seq": records[0]["seq"], "audit_last_seq": new_last, "audit_seal": seal_digest(seal)},
     )
     metrics.add_metric(name="AuditRecordsWritten", unit=MetricUnit.Count, value=len(records))
-    _store(AuditRecord(HEAD, 0, last_seq=new_last, pending=pending))
+    _store(batch)
     return {"batchItemFailures": []}
