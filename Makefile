@@ -103,6 +103,7 @@ load: $(VENV)/.installed $(LOAD)/.installed
 ## deploy: sam build && sam deploy (CONFIG_ENV=prod for production; API=http for the HTTP API option)
 deploy: build
 	SAM_CLI_TELEMETRY=0 $(TOOLS)/bin/sam deploy --config-env $(or $(CONFIG_ENV),dev)
+	STACK_NAME=$(or $(STACK_NAME),carekey-$(or $(CONFIG_ENV),dev)) $(PY) -m local.publish_keys
 
 ## audit-verify: walk the audit chains of a stack (STACK_NAME) or of the local API's emulator
 audit-verify: $(VENV)/.installed

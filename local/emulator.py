@@ -50,6 +50,16 @@ def provision(stack: Stack, session: boto3.Session | None = None, endpoint_url: 
             spec = res["Properties"].get("GenerateSecretString", {})
             sm.create_secret(Name=name, SecretString=_generated_secret(spec))
 
+    ssm = session.client("ssm", **kw)
+    for logical, res in stack.of_type("AWS::SSM::Parameter").items():
+        name = stack.physical_name(logical)
+        try:
+            ssm.get_parameter(Name=name)
+        except ssm.exceptions.ParameterNotFound:
+            props = stack.resolve(res["Properties"])
+            ssm.put_parameter(Name=name, Value=str(props["Value"]), Type=props.get("Type", "String"))
+    publish_public_keys(stack, sm, ssm)
+
     provision_queues(stack, session.client("sqs", **kw))
     provision_keys(stack, session.client("kms", **kw))
     provision_buckets(stack, session.client("s3", **kw))
@@ -57,6 +67,34 @@ def provision(stack: Stack, session: boto3.Session | None = None, endpoint_url: 
     ses = session.client("ses", **kw)
     for logical in stack.of_type("AWS::SES::EmailIdentity"):
         ses.verify_email_identity(EmailAddress=stack.physical_name(logical))
+
+
+def publish_public_keys(stack: Stack, sm: Any, ssm: Any) -> bool:
+    """Write the signing keys' public JWK set where the verifying functions read
+    it, as `make deploy` does for a deployed stack; True when written."""
+    from carekey.signing import _seed_of, derive_signing_key
+
+    secret_id, parameter = stack.physical_name("SigningKeySecret"), stack.physical_name("PublicKeysParameter")
+    current = _secret(sm, secret_id, "AWSCURRENT")
+    if current is None:
+        raise RuntimeError(f"no signing key in {secret_id}")
+    derived = [derive_signing_key(_seed_of(current[1]))]
+    previous = _secret(sm, secret_id, "AWSPREVIOUS")
+    if previous is not None and previous[0] != current[0]:
+        derived.append(derive_signing_key(_seed_of(previous[1])))
+    published = json.loads(ssm.get_parameter(Name=parameter)["Parameter"]["Value"]).get("keys", [])
+    if any(k.get("kid") == derived[0].kid for k in published):
+        return False
+    ssm.put_parameter(Name=parameter, Value=json.dumps({"keys": [k.jwk() for k in derived]}, separators=(",", ":")), Type="String", Overwrite=True)
+    return True
+
+
+def _secret(sm: Any, secret_id: str, stage: str) -> tuple[str, str] | None:
+    try:
+        got = sm.get_secret_value(SecretId=secret_id, VersionStage=stage)
+    except sm.exceptions.ResourceNotFoundException:
+        return None
+    return got["VersionId"], got["SecretString"]
 
 
 # Queue properties that are SQS attributes of the same name.

@@ -98,6 +98,7 @@ class Stack:
             "AWS::Logs::LogGroup": f"logs:{self.region}:{self.account}:log-group:{name}",
             "AWS::SQS::Queue": f"sqs:{self.region}:{self.account}:{name}",
             "AWS::S3::Bucket": f"s3:::{name}",
+            "AWS::SSM::Parameter": f"ssm:{self.region}:{self.account}:parameter/{name}",
         }.get(kind, f"local:{self.region}:{self.account}:{name}")
         return f"arn:aws:{service}"
 

@@ -56,15 +56,20 @@ def test_every_catalogued_endpoint_is_a_route_and_back():
     assert protected == {(e.path, e.method) for e in ENDPOINTS if e.auth}
 
 
-def test_one_function_per_step_each_with_its_own_kms_encrypted_six_year_log_group():
+def test_one_function_per_step_each_with_its_own_kms_encrypted_log_group():
     # twenty-two steps, account deletion, the operators' API and its audit reader, the audit writer, the email
     # sender and the SES feedback consumer
     assert len(FUNCTIONS) == 28
+    retention = T["Parameters"]["FunctionLogRetentionDays"]
+    assert retention["Default"] == 90 and min(retention["AllowedValues"]) >= 30
     for name, fn in FUNCTIONS.items():
         group = fn["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
         props = R[group]["Properties"]
-        assert props["RetentionInDays"] >= 2192, name
         assert props["KmsKeyId"] == {"Fn::GetAtt": ["DataKey", "Arn"]}, name
+        # Function logs serve operations for FunctionLogRetentionDays; the audit writer's log
+        # (one anchor line a batch: the chain's end and seal) keeps the audit period
+        expected = 2192 if name == "AuditWriterFunction" else {"Ref": "FunctionLogRetentionDays"}
+        assert props["RetentionInDays"] == expected, name
     access = R["ApiAccessLogGroup"]["Properties"]
     assert access["RetentionInDays"] >= 2192 and "KmsKeyId" in access
 
@@ -305,3 +310,54 @@ def test_bounces_and_complaints_reach_the_feedback_function():
     event = FUNCTIONS["EmailFeedbackFunction"]["Properties"]["Events"]["SesFeedback"]
     assert event == {"Type": "SNS", "Properties": {"Topic": {"Ref": "EmailFeedbackTopic"}}}
     assert FUNCTIONS["EmailFeedbackFunction"]["Properties"]["DeadLetterQueue"]["TargetArn"] == {"Fn::GetAtt": ["EmailDeadLetterQueue", "Arn"]}
+
+
+def _policies_of(fn: dict[str, Any]) -> list[Any]:
+    return fn["Properties"].get("Policies", [])
+
+
+def _reads(statements: list[dict[str, Any]], action: str, resource: Any) -> bool:
+    return any(s["Effect"] == "Allow" and action in _actions(s) and s["Resource"] == resource for s in statements)
+
+
+def test_only_the_functions_that_sign_tokens_can_read_the_signing_seed():
+    # Given every grant of every function and role in the template
+    signing_secret = {"Ref": "SigningKeySecret"}
+    readers = set()
+    for name, fn in FUNCTIONS.items():
+        for policy in _policies_of(fn):
+            statements = _statements(R[policy["Ref"]]) if isinstance(policy, dict) and "Ref" in policy else policy.get("Statement", [])
+            if _reads(statements, "secretsmanager:GetSecretValue", signing_secret):
+                readers.add(name)
+    for name, role in _of("AWS::IAM::Role").items():
+        for policy in role["Properties"].get("Policies", []):
+            assert not _reads(policy["PolicyDocument"]["Statement"], "secretsmanager:GetSecretValue", signing_secret), name
+        for arn in role["Properties"].get("ManagedPolicyArns", []):
+            assert arn != {"Ref": "SigningPolicy"}, name
+    # Then exactly the functions that issue tokens can, and the verifiers read only the public keys
+    assert readers == {"LoginFunction", "TokenRefreshFunction", "ChangePasswordFunction", "WebAuthnLoginFunction"}
+    for verifier in ("AuthorizerFunction", "JwksFunction"):
+        assert {"Ref": "PublicKeysPolicy"} in _policies_of(FUNCTIONS[verifier]), verifier
+    public = _statements(R["PublicKeysPolicy"])
+    assert [a for s in public for a in _actions(s)] == ["ssm:GetParameter"]
+    assert R["PublicKeysParameter"]["Properties"]["Type"] == "String"  # public keys only, nothing secret
+
+
+def test_the_http_api_option_gives_protected_functions_the_public_keys_not_the_seed():
+    from local.http_api import http_api_template
+
+    resources = http_api_template()["Resources"]
+    for name in ("ProfileFunction", "LogoutFunction", "WebAuthnCredentialsFunction"):
+        policies = resources[name]["Properties"]["Policies"]
+        assert {"Ref": "PublicKeysPolicy"} in policies and {"Ref": "SigningPolicy"} not in policies, name
+
+
+def test_every_kms_grant_to_a_function_names_the_service_it_goes_through():
+    # The data key is used only through AWS services; the audit MAC key's grants are
+    # direct KMS calls (GenerateMac, VerifyMac), where kms:ViaService does not apply.
+    for name, policy in _of("AWS::IAM::ManagedPolicy").items():
+        for s in _statements(policy):
+            kms = [a for a in _actions(s) if a.startswith("kms:")]
+            if not kms or name == "AuditReadPolicy" and kms == ["kms:VerifyMac"]:
+                continue
+            assert "kms:ViaService" in s.get("Condition", {}).get("StringEquals", {}), name

@@ -7,7 +7,7 @@ from carekey import tokens
 from carekey.flows.sessions import authorize
 from carekey.observability import logger
 
-tokens.preload()
+tokens.preload(signs=False)
 
 
 @logger.inject_lambda_context(log_event=False)

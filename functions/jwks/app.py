@@ -7,4 +7,4 @@ from carekey.flows.discovery import well_known
 
 lambda_handler = handler(GET=Route(well_known))
 
-tokens.preload()
+tokens.preload(signs=False)

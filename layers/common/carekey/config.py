@@ -33,6 +33,7 @@ class Settings(BaseModel):
     audit_bucket: str = Field("carekey-audit-archive", alias="AUDIT_BUCKET")
 
     signing_secret_id: str = Field("carekey/signing-key", alias="SIGNING_SECRET_ID")
+    public_keys_parameter: str = Field("carekey-public-keys", alias="PUBLIC_KEYS_PARAMETER")
     pepper_secret_id: str = Field("carekey/pepper", alias="PEPPER_SECRET_ID")
     key_cache_seconds: int = Field(300, ge=0, alias="KEY_CACHE_SECONDS")
 

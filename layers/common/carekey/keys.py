@@ -1,5 +1,6 @@
 """Key material from Secrets Manager: the hashing pepper (here) and the token
-signing keys (carekey.signing, which only the token functions load).
+signing keys (carekey.signing, which only the functions that sign tokens load;
+those that only verify read the published public keys, carekey.public_keys).
 
 The template creates both secrets with random content; nothing secret is ever
 a literal in code or in a function's environment.  Values are cached per
@@ -39,6 +40,11 @@ def cached(name: str, load: Any) -> Any:
 def forget_cached_keys() -> None:
     with _lock:
         _cache.clear()
+
+
+def forget_cached(name: str) -> None:
+    with _lock:
+        _cache.pop(name, None)
 
 
 def secret_string(secret_id: str, stage: str = "AWSCURRENT") -> tuple[str, str] | None:

@@ -3,8 +3,9 @@
 Each version of the secret holds a random seed from which an ES256 (P-256)
 private key is derived deterministically (HKDF-SHA256).  AWSCURRENT signs;
 AWSPREVIOUS still verifies, so a rotation keeps issued tokens valid until they
-expire.  Only the functions that sign or verify tokens import this module (and
-cryptography with it).
+expire.  Only the functions that sign tokens may read the secret and import
+this module; before signing with a key, they make sure its public half is
+published (carekey.public_keys), which is all that verifying functions read.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from carekey.aws import client
 from carekey.config import settings
-from carekey.keys import cached, secret_string
+from carekey.keys import cached, forget_cached, secret_string
 
 _P256_ORDER = int("FFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551", 16)
 
@@ -84,6 +86,29 @@ def signing_keys() -> tuple[SigningKey, list[SigningKey]]:
         previous = secret_string(secret_id, "AWSPREVIOUS")
         if previous is not None and previous[0] != current[0]:
             keys.append(derive_signing_key(_seed_of(previous[1])))
+        publish(keys)
         return keys[0], keys
 
     return cached("signing", load)
+
+
+def publish(keys: list[SigningKey]) -> bool:
+    """Publish the public JWK set of `keys` (current first) unless the current
+    key is already in it; True when written.  A signer with an older view (its
+    current key still published) never overwrites a newer set."""
+    from carekey.public_keys import read_published
+
+    try:
+        published = read_published()
+    except client("ssm").exceptions.ParameterNotFound:
+        published = {"keys": []}
+    if any(isinstance(k, dict) and k.get("kid") == keys[0].kid for k in published["keys"]):
+        return False
+    client("ssm").put_parameter(
+        Name=settings().public_keys_parameter,
+        Value=json.dumps({"keys": [k.jwk() for k in keys]}, separators=(",", ":")),
+        Type="String",
+        Overwrite=True,
+    )
+    forget_cached("public-keys")  # this container's verifying side reads the new set at once
+    return True

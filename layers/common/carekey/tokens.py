@@ -57,11 +57,15 @@ class Claims:
     expires_at: int
 
 
-def preload() -> None:
-    """Import the signing stack at init: the functions that handle tokens call
-    this at module level, so their first request does not pay for it."""
+def preload(signs: bool = True) -> None:
+    """Import the token stack at init: the functions that handle tokens call
+    this at module level, so their first request does not pay for it.  Those
+    that only verify (`signs=False`) never load the signing module."""
     _jwt()
-    import carekey.signing  # noqa: F401
+    import carekey.public_keys  # noqa: F401
+
+    if signs:
+        import carekey.signing  # noqa: F401
 
 
 def issue_access(user_id: str, session_id: str, version: int, issuer: str) -> str:
@@ -91,13 +95,13 @@ def verify_access(token: str, issuer: str) -> Claims:
     cfg = settings()
     if not isinstance(token, str) or len(token) > 4096:
         raise errors.InvalidToken()
-    from carekey.signing import signing_keys
+    from carekey.public_keys import key_for
 
     jwt = _jwt()
     try:
         header = jwt.get_unverified_header(token)
-        _, keys = signing_keys()
-        key = next((k for k in keys if k.kid == header.get("kid")), None)
+        kid = header.get("kid")
+        key = key_for(kid) if isinstance(kid, str) else None
         typ = str(header.get("typ", "")).lower().removeprefix("application/")
         if key is None or header.get("alg") != ALGORITHM or typ != ACCESS_TYPE:
             raise errors.InvalidToken()
@@ -121,10 +125,10 @@ def verify_access(token: str, issuer: str) -> Claims:
 
 
 def jwks() -> dict[str, Any]:
-    from carekey.signing import signing_keys
+    """The published verification keys (the functions that serve them cannot read the seed)."""
+    from carekey.public_keys import jwks as published
 
-    _, keys = signing_keys()
-    return {"keys": [k.jwk() for k in keys]}
+    return published()
 
 
 # ---- refresh tokens -------------------------------------------------------------------
