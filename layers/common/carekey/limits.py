@@ -110,10 +110,13 @@ def login_gate(email: str) -> str:
     cfg = settings()
     ek = email_key(email)
     key = f"login#{ek}"
-    if store.counter_value(f"loginhour#{ek}", HOUR) >= cfg.login_failures_per_hour:
+    # The hourly failure counter and the lock in one read; a retry after a lost race reads the lock alone.
+    hour = store.hourly_key(f"loginhour#{ek}", HOUR)
+    first = store.limit_items([hour, key])
+    if (int(first[hour].count or 0) if hour in first else 0) >= cfg.login_failures_per_hour:
         raise errors.InvalidCredentials()
-    for _ in range(3):
-        seen = store.lock_state(key)
+    for attempt in range(3):
+        seen = first.get(key) if attempt == 0 else store.lock_state(key)
         if seen is not None and seen.locked_until is not None and int(seen.locked_until) > store.now():
             raise errors.InvalidCredentials()
         if store.admit_attempt(

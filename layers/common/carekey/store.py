@@ -941,6 +941,29 @@ def release_send_slot(key: str, taken_at: int) -> None:
             raise
 
 
+def limit_items(keys: list[str]) -> dict[str, LimitItem]:
+    """Several limit items in one strongly consistent BatchGetItem (login's gate
+    reads its lock and its hourly counter together)."""
+    table = LimitItem.Meta.table_name
+    request = {table: {"Keys": [{"pk": {"S": k}} for k in dict.fromkeys(keys)], "ConsistentRead": True}}
+    found: list[dict[str, Any]] = []
+    for _ in range(5):  # unprocessed keys are rare; retry them a few times
+        answer = client("dynamodb").batch_get_item(RequestItems=request)
+        found.extend(answer.get("Responses", {}).get(table, []))
+        request = answer.get("UnprocessedKeys") or {}
+        if not request:
+            break
+    else:
+        raise RuntimeError("DynamoDB left keys unprocessed")
+    items = [LimitItem.from_raw_data(raw) for raw in found]
+    return {item.pk: item for item in items}
+
+
+def hourly_key(key: str, window_seconds: int) -> str:
+    """The item of a windowed counter now (what counter_value reads)."""
+    return f"{key}#{now() // window_seconds}"
+
+
 def lock_state(key: str) -> LimitItem | None:
     try:
         return LimitItem.get(key, consistent_read=True)
