@@ -9,6 +9,7 @@ price and its date for the reader to check before quoting.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from local.template import Stack
@@ -88,15 +89,27 @@ def memory_sizes(stack: Stack | None = None) -> dict[str, int]:
 
 
 def log_retention_months(stack: Stack | None = None) -> float:
-    """How long function and access logs are kept (the template's longest retention)."""
+    """How long the API access log is kept."""
     stack = stack or Stack()
-    days = [int(stack.resolve(r["Properties"].get("RetentionInDays", 0))) for r in stack.of_type("AWS::Logs::LogGroup").values()]
+    return int(stack.resolve(stack.resources["ApiAccessLogGroup"]["Properties"]["RetentionInDays"])) / 30.4
+
+
+def function_log_retention_months(stack: Stack | None = None) -> float:
+    """How long the request-path functions' own logs are kept (their longest retention)."""
+    stack = stack or Stack()
+    days = []
+    for logical, res in stack.of_type("AWS::Serverless::Function").items():
+        group = (res["Properties"].get("LoggingConfig") or {}).get("LogGroup", {}).get("Ref")
+        if group and logical != "AuditWriterFunction":
+            days.append(int(stack.resolve(stack.resources[group]["Properties"]["RetentionInDays"])))
     return max(days or [0]) / 30.4
 
 
-def _log_cost(requests: float, months: float) -> float:
-    gb = requests * (ACCESS_LOG_BYTES + FUNCTION_LOG_BYTES) / 1e9
-    return gb * (P["logs_ingest_gb"] + months * P["logs_store_gb_month"])
+def _log_cost(requests: float, access_months: float, function_months: float) -> float:
+    ingest = requests * (ACCESS_LOG_BYTES + FUNCTION_LOG_BYTES) / 1e9 * P["logs_ingest_gb"]
+    # Steady state: a month's bytes are stored for as many months as they are kept.
+    stored = requests * (ACCESS_LOG_BYTES * access_months + FUNCTION_LOG_BYTES * function_months) / 1e9 * P["logs_store_gb_month"]
+    return ingest + stored
 
 
 # A queue consumer (the audit writer, the email sender) takes its messages in
@@ -108,6 +121,25 @@ def _log_cost(requests: float, months: float) -> float:
 BATCH = 10
 CONSUMER_MS_PER_BATCH = 50.0  # the consumer's own time for a batch at 512 MB, assumed
 
+# The audit writer's DynamoDB work per batch of BATCH events, as `python -m bench
+# audit` counts it (capacity from item sizes; the head item holds the batch, about
+# 6 KB). Replaced by the measured figures when the run has them (data["audit"]).
+# The design before seals wrote the head twice a batch and MAC'd every record.
+AUDIT_WRITER_PER_BATCH = {"rcu": 3.0, "wcu": 17.0}
+AUDIT_WRITER_BEFORE_PER_BATCH = {"rcu": 2.0, "wcu": 22.0}
+
+
+@dataclass(frozen=True)
+class Levers:
+    """The cost levers, each on or off, so the report can show what each one saves."""
+
+    mac_per_batch: bool = True  # one KMS GenerateMac a batch (a seal), not one a record
+    writer_head_once: bool = True  # the writer's head written once a batch, its seal marks it stored
+    function_log_months: float | None = None  # None: the template's FunctionLogRetentionDays
+
+
+NOW = Levers()
+
 
 def _per_message(fifo: bool) -> float:
     request = P["sqs_fifo_request" if fifo else "sqs_request"]
@@ -115,15 +147,17 @@ def _per_message(fifo: bool) -> float:
     return (2 * request + invocation) / BATCH
 
 
-def _calls_cost(calls: dict[str, float]) -> float:
+def _calls_cost(calls: dict[str, float], levers: Levers = NOW) -> float:
     """Requests to other AWS services that a flow made (counted, not assumed),
-    with the per-batch work of the queue consumers shared by a batch."""
+    with the per-batch work of the queue consumers shared by a batch.  The
+    local event source runs the audit writer once per request, so its
+    GenerateMac (one a batch with seals) is shared by a batch here."""
     price = {
         "sqs:SendMessage": P["sqs_request"],
         "sqs:SendMessageBatch": P["sqs_request"],
         "sqs-fifo:SendMessage": P["sqs_fifo_request"],
         "sqs-fifo:SendMessageBatch": P["sqs_fifo_request"],
-        "kms:GenerateMac": P["kms_request"],
+        "kms:GenerateMac": P["kms_request"] / BATCH if levers.mac_per_batch else P["kms_request"],
         "kms:VerifyMac": P["kms_request"],
         "kms:Decrypt": P["kms_request"],
         "kms:Encrypt": P["kms_request"],
@@ -139,19 +173,45 @@ def _calls_cost(calls: dict[str, float]) -> float:
     return consumers + sum(n * price.get(op, 0.0) for op, n in calls.items())
 
 
-def flow_cost(flow: dict[str, Any], name: str, cpu_ms: float, memory_mb: int, api: str, months: float) -> dict[str, float]:
+def audit_events(flow: dict[str, Any]) -> float:
+    """Audit events a flow submitted (one SQS FIFO message each)."""
+    return sum(n for op, n in flow.get("calls", {}).items() if op.startswith("sqs-fifo:Send"))
+
+
+def audit_writer_units(levers: Levers = NOW, measured: dict[str, Any] | None = None) -> dict[str, float]:
+    """The writer's (RCU, WCU) per audit event, at a batch of BATCH."""
+    if not levers.writer_head_once:
+        per_batch = AUDIT_WRITER_BEFORE_PER_BATCH
+    elif measured:
+        per_batch = {"rcu": measured["rcu_per_batch"], "wcu": measured["wcu_per_batch"]}
+    else:
+        per_batch = AUDIT_WRITER_PER_BATCH
+    return {"rcu": per_batch["rcu"] / BATCH, "wcu": per_batch["wcu"] / BATCH}
+
+
+def flow_cost(
+    flow: dict[str, Any], name: str, cpu_ms: float, memory_mb: int, api: str, months: float,
+    levers: Levers = NOW, function_months: float | None = None, audit_measured: dict[str, Any] | None = None,
+) -> dict[str, float]:
     """One run of a flow, by part, for `api` in ("rest", "http")."""
     edge = EDGE.get(name, {"requests": 1, "protected": 0})
     invocations = edge["requests"] + (edge["protected"] if api == "rest" else 0)
     duration_s = lambda_ms(cpu_ms, flow["reads"] + flow["writes"], memory_mb) / 1000
     gb_s = duration_s * memory_mb / 1024
+    # The audit writer's DynamoDB work, counted per event locally, is replaced by its per-batch share.
+    writer = audit_writer_units(levers, audit_measured)
+    events = audit_events(flow)
+    rcu = flow["rcu"] - flow.get("audit_rcu", 0.0) + events * writer["rcu"]
+    wcu = flow["wcu"] - flow.get("audit_wcu", 0.0) + events * writer["wcu"]
+    if levers.function_log_months is not None:
+        function_months = levers.function_log_months
     return {
         "api": edge["requests"] * P["apigw_rest_request" if api == "rest" else "apigw_http_request"],
         "lambda": gb_s * P["lambda_gb_second_arm64"] + invocations * P["lambda_request"]
         + invocations * RESTORES_PER_INVOCATION * memory_mb / 1024 * P["snapstart_restore_gb"],
-        "dynamodb": flow["wcu"] * P["ddb_write_unit"] + flow["rcu"] * P["ddb_read_unit"],
-        "other": _calls_cost(flow.get("calls", {})),
-        "logs": _log_cost(edge["requests"], months),
+        "dynamodb": wcu * P["ddb_write_unit"] + rcu * P["ddb_read_unit"],
+        "other": _calls_cost(flow.get("calls", {}), levers),
+        "logs": _log_cost(edge["requests"], months, months if function_months is None else function_months),
     }
 
 

@@ -10,14 +10,18 @@ from typing import Any
 from bench.cost import (  # the prices and the model live in bench/cost.py
     DYNAMODB_MS,
     MAU,
+    NOW,
     PRICES,
     PRICES_READ,
     TARGET_PER_MAU,
     WORKLOAD,
+    Levers,
     P,
+    audit_events,
     cpu_share,
     fixed_monthly,
     flow_cost,
+    function_log_retention_months,
     lambda_ms,
     log_retention_months,
     memory_sizes,
@@ -27,18 +31,20 @@ PARTS = ("api", "lambda", "dynamodb", "other", "logs")
 FLOOR_NOTES = """Why flows are above their floor (the operations are in the table):
 
 - **The audit writer's share.** Every audited request submits one SQS message
-  on its request path (no DynamoDB request there); the writer then stores the
-  record (BatchWriteItem) and moves the chain head (UpdateItem). The local
-  event source hands the writer one request's event at a time, so the head
-  update is counted once per event here; in AWS a batch of up to 10 events
-  moves the head once.
+  on its request path (no DynamoDB request there); the writer then reads its
+  head and the last seal (GetItem x2), moves the head (UpdateItem), stores the
+  records (BatchWriteItem) and the seal (PutItem). The local event source hands
+  the writer one request's event at a time, so those per-batch requests are
+  counted once per event here; in AWS a batch of up to 10 events shares them,
+  and the cost model counts them so (the audit section's per-batch figures).
 - **Limits that cannot be overshot.** A login, code check or reset takes a
   unit of the per-IP failure budget before it runs and gives it back when it
   succeeds (two UpdateItems where a read and a conditional write of one would
   race), and the per-address limits are separate counters.
-- **Login** reads its lockout state and hourly failure counter with separate
-  GetItems that one BatchGetItem could serve (the next change on this path),
-  writes the session (PutItem) and clears the lock (DeleteItem).
+- **Login** reads its lockout state and hourly failure counter in one
+  BatchGetItem (two GetItems before; the same read units, one request less),
+  reads the account, writes the session (PutItem) and clears the lock
+  (DeleteItem).
 - **The email sender** (forgot-password, register) reads the account and
   suppression list, writes the code and counts the mailbox's hourly cap.
 - **Logout** is measured after a fresh login, so its row includes one."""
@@ -50,7 +56,7 @@ def _cpu_ms(endpoint: dict[str, Any], getitem_ms: float) -> float:
     return max(0.5, endpoint.get("own_ms", endpoint["median_ms"]))
 
 
-def cost_model(data: dict[str, Any]) -> dict[str, Any]:
+def cost_model(data: dict[str, Any], levers: Levers = NOW) -> dict[str, Any]:
     """Cost a month for a million active users, by workload item and by part,
     for the REST API (template.yaml) and the HTTP API option."""
     warm = data["warm"]
@@ -60,7 +66,8 @@ def cost_model(data: dict[str, Any]) -> dict[str, Any]:
     login_cpu = _cpu_ms(endpoints["POST /login"], base["getitem"])
     refresh_cpu = _cpu_ms(endpoints["POST /token/refresh"], base["getitem"])
     reset_cpu = base["hashpw"] + 5.0
-    months = log_retention_months()
+    months, function_months = log_retention_months(), function_log_retention_months()
+    audit_measured = data.get("audit")
     plan = {
         "logins": [("login", login_cpu, pw)],
         "refreshes": [("token refresh", refresh_cpu, other)],
@@ -70,7 +77,7 @@ def cost_model(data: dict[str, Any]) -> dict[str, Any]:
             ("reset-password", reset_cpu, pw),
         ],
     }
-    out: dict[str, Any] = {"fixed": fixed_monthly(), "retention_months": months}
+    out: dict[str, Any] = {"fixed": fixed_monthly(), "retention_months": months, "function_retention_months": levers.function_log_months or function_months}
     for api in ("rest", "http"):
         items: dict[str, dict[str, float]] = {}
         for item, steps in plan.items():
@@ -78,12 +85,32 @@ def cost_model(data: dict[str, Any]) -> dict[str, Any]:
             for flow_name, cpu, memory in steps:
                 if flow_name not in flows:
                     continue
-                for part, value in flow_cost(flows[flow_name], flow_name, cpu, memory, api, months).items():
+                costs = flow_cost(flows[flow_name], flow_name, cpu, memory, api, months, levers, function_months, audit_measured)
+                for part, value in costs.items():
                     parts[part] += value * WORKLOAD[item] * MAU
             items[item] = parts
         variable = sum(sum(p.values()) for p in items.values())
         out[api] = {"items": items, "total": variable + sum(out["fixed"].values())}
     return out
+
+
+def lever_rows(data: dict[str, Any]) -> list[list[str]]:
+    """Each cost lever's effect: the model with every lever on, against the same
+    model with that one lever off (REST API; the HTTP API saves the same)."""
+    now = cost_model(data)["rest"]["total"]
+    flows = data["warm"]["flows"]
+    events = sum(audit_events(flows.get(f, {})) * WORKLOAD[item] for f, item in (("login", "logins"), ("token refresh", "refreshes"))) * MAU
+    rows = []
+    for name, off in (
+        ("one KMS MAC a writer batch (a seal), not one a record", Levers(mac_per_batch=False)),
+        ("the writer's head written once a batch (its seal marks the batch stored)", Levers(writer_head_once=False)),
+        ("function logs kept FunctionLogRetentionDays, not six years", Levers(function_log_months=72.1)),
+    ):
+        before = cost_model(data, off)["rest"]["total"]
+        rows.append([name, f"${before:,.0f}", f"${now:,.0f}", f"${before - now:,.0f}"])
+    rows.append(["login's lock and hourly counter in one BatchGetItem", "-", "-", "$0 (one request less; BatchGetItem bills each item read)"])
+    rows.append([f"(audit events a month from logins and refreshes: {events / 1e6:,.0f} million)", "", "", ""])
+    return rows
 
 
 def cost_rows(model: dict[str, Any]) -> list[list[str]]:
@@ -239,7 +266,7 @@ def write(data: dict[str, Any], markdown: Path, svg_path: Path) -> None:
     model = cost_model(data)
     cost_target = TARGET_PER_MAU * MAU
     kms_cost = sum(
-        warm["flows"].get(flow, {}).get("calls", {}).get("kms:GenerateMac", 0) * P["kms_request"] * times * MAU
+        warm["flows"].get(flow, {}).get("calls", {}).get("kms:GenerateMac", 0) * P["kms_request"] / 10 * times * MAU
         for flow, times in (("login", WORKLOAD["logins"]), ("token refresh", WORKLOAD["refreshes"]))
     )
     snapstart = model["fixed"]["snapstart_cache"]
@@ -354,8 +381,9 @@ sender, the audit writer), which the local event source runs within the
 request. Lambda duration is this machine's measured CPU time scaled to
 Lambda's CPU share at the function's memory (from the template), plus
 {DYNAMODB_MS:g} ms per DynamoDB request. Logs: the API access log line and the
-function's own lines (Lambda's START/END/REPORT lines are off), kept
-{model['retention_months']:.0f} months (the template's longest log retention).
+function's own lines (Lambda's START/END/REPORT lines are off): the access
+log kept {model['retention_months']:.0f} months, function logs
+{model['function_retention_months']:.0f} months (the template's retentions).
 SnapStart: the cache of every function's published version (fixed), and one
 restore per thousand invocations (an assumption well above a steady load's
 churn). Target: at most ${cost_target:,.0f} a month (a tenth of Cognito
@@ -374,18 +402,19 @@ ${cognito['Essentials']:,.0f}, Plus (the tier with compromised-credential
 and adaptive protection, closest to what this service does) ${cognito['Plus']:,.0f}.
 Cognito's prices exclude its email (SES) and any Lambda triggers.
 
-**Where the money goes, and the plan to a tenth of Cognito.** API Gateway's
-REST price alone is $1,050 of the refreshes; the HTTP API option cuts it to
-$300. The rest of the gap is the audit trail: each event costs one KMS
-GenerateMac ($3 a million: about ${kms_cost:,.0f} a month here), an SQS FIFO
-message, and the writer's DynamoDB writes. The plan, in order of effect:
-(1) one KMS MAC per writer batch over the batch's last SHA-256 link instead
-of one per record (every record stays covered by the chain; KMS falls
-tenfold); (2) the writer's head update and S3 object per batch of 10 (what
-AWS's event source delivers; counted per event here); (3) login's limit
-reads as one BatchGetItem; (4) the API access log kept for the audit period
-but function logs for a year, since the audit trail has its own six-year
-store. SnapStart's cache (${snapstart:,.0f} a month, fixed) buys cold starts off
+**The levers, each shown against the model with that lever alone undone**
+(REST API, a month for a million active users):
+
+{table(["lever", "without it", "with it (now)", "saved"], lever_rows(data))}
+
+**Where the money goes.** API Gateway's REST price alone is $1,050 of the
+refreshes; the HTTP API option cuts it to $300. The audit trail costs each
+event an SQS FIFO message, a tenth of a KMS GenerateMac (one seal a batch of
+10: about ${kms_cost:,.0f} a month here) and the writer's share of a batch's
+DynamoDB work (`docs/audit.md`). The API access log is kept for the audit
+period ({model['retention_months']:.0f} months), function logs
+{model['function_retention_months']:.0f} months (`FunctionLogRetentionDays`,
+docs/hipaa.md argues it). SnapStart's cache (${snapstart:,.0f} a month, fixed) buys cold starts off
 the request path; `EnableSnapStart=false` removes it for small deployments.
 
 What the HTTP API option gives up, and why the REST API stays the default:
@@ -462,5 +491,16 @@ if __name__ == "__main__":
 
     root = Path(__file__).resolve().parent.parent
     sys.path[:0] = [str(root), str(root / "layers" / "common")]
-    write(json.loads((root / ".local" / "bench.json").read_text()), root / "docs" / "performance.md", root / "docs" / "latency.svg")
+    from bench import audit as audit_section
+
+    target = root / "docs" / "performance.md"
+    kept = target.read_text() if target.exists() else ""
+    data = json.loads((root / ".local" / "bench.json").read_text())
+    if "audit" not in data and (root / ".local" / "bench-audit.json").exists():
+        data["audit"] = json.loads((root / ".local" / "bench-audit.json").read_text())
+    write(data, target, root / "docs" / "latency.svg")
+    for begin, end in (("<!-- enumeration:begin -->", "<!-- enumeration:end -->"), (audit_section.BEGIN, audit_section.END)):
+        if begin in kept and end in kept and begin not in target.read_text():
+            block = kept[kept.index(begin) : kept.index(end) + len(end)]
+            target.write_text(target.read_text().rstrip("\n") + "\n\n" + block + "\n")
     print("re-rendered docs/performance.md from .local/bench.json")
