@@ -336,7 +336,7 @@ def test_only_the_functions_that_sign_tokens_can_read_the_signing_seed():
         for arn in role["Properties"].get("ManagedPolicyArns", []):
             assert arn != {"Ref": "SigningPolicy"}, name
     # Then exactly the functions that issue tokens can, and the verifiers read only the public keys
-    assert readers == {"LoginFunction", "TokenRefreshFunction", "ChangePasswordFunction", "WebAuthnLoginFunction"}
+    assert readers == {"LoginFunction", "TokenRefreshFunction", "ChangePasswordFunction", "ChangeEmailFunction", "WebAuthnLoginFunction"}
     for verifier in ("AuthorizerFunction", "JwksFunction"):
         assert {"Ref": "PublicKeysPolicy"} in _policies_of(FUNCTIONS[verifier]), verifier
     public = _statements(R["PublicKeysPolicy"])
