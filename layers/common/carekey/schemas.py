@@ -1,7 +1,8 @@
 """Request models: the typed shape of every body the API accepts.
 
 Strings are strict (a number is not a string), free of control characters and
-bounded in length; emails are validated and normalised (trimmed, lower-cased).
+bounded in length; emails are validated and canonicalised (`normalise_email`:
+NFKC, trimmed, IDNA for the domain, lower-cased), or refused with a 400.
 Unknown fields are ignored, as the legacy API did.
 """
 
@@ -20,7 +21,26 @@ def _no_control_chars(value: str) -> str:
 
 
 def normalise_email(value: str) -> str:
-    return unicodedata.normalize("NFC", value).strip().lower()
+    """The one canonical spelling of a mailbox, which is stored and from which
+    every key (account, sign-up, codes, limits, audit) is derived: NFKC (so
+    full-width and other compatibility forms become the plain characters),
+    trimmed, the domain in its IDNA ASCII form (punycode, UTS #46 mapping),
+    all lower-case.  ValueError when the domain has no IDNA form.
+
+    An address already canonical (every stored one: lower-case ASCII) comes
+    back unchanged; an ASCII domain is only lower-cased."""
+    value = unicodedata.normalize("NFKC", value).strip()
+    local, at, domain = value.rpartition("@")
+    if not at:
+        return value.lower()  # not an address: validation (or a failed login) answers it
+    if not domain.isascii():
+        import idna  # only a Unicode domain pays for the import
+
+        try:
+            domain = idna.encode(domain, uts46=True).decode("ascii")
+        except (idna.IDNAError, UnicodeError) as exc:
+            raise ValueError("Enter a valid email address.") from exc
+    return f"{local.lower()}@{domain.lower()}"
 
 
 def _valid_email(value: str) -> str:
@@ -49,6 +69,7 @@ Email = Annotated[
     AfterValidator(_valid_email),
 ]
 # Login accepts anything email-like: a malformed address simply does not match an account.
+# Only a domain without an IDNA form is refused (400), as it has no canonical spelling.
 LoginEmail = Annotated[
     StrictStr, Field(max_length=320, json_schema_extra=_PRINTABLE), AfterValidator(_no_control_chars), AfterValidator(normalise_email)
 ]

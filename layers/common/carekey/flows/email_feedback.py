@@ -50,7 +50,10 @@ def handle_notifications(event: dict[str, Any]) -> None:
         reason, addresses = found
         source = Client(ip="ses", user_agent="ses-feedback", request_id=str(sns.get("MessageId") or "")[:128])
         for address in addresses:
-            email = normalise_email(parseaddr(address)[1])
+            try:
+                email = normalise_email(parseaddr(address)[1])
+            except ValueError:
+                continue  # no canonical form: it cannot be an address the service sends to
             if not email:
                 continue
             email_hash = otp.email_key(email)
