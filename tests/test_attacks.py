@@ -62,15 +62,21 @@ def test_parallel_guesses_including_the_right_one_get_at_most_five_tries(api):
     assert statuses.count(400) >= 39
 
 
-def test_resending_does_not_reset_the_failure_budget(api, settings_override):
+def test_a_fresh_code_gets_a_fresh_try_budget(api, settings_override):
+    # Given a code that five wrong guesses used up
     settings_override(OTP_RESEND_COOLDOWN_SECONDS="0")
     api.register("budget@example.com")
     code = api.latest_code("budget@example.com")
     for _ in range(5):
         api.post("/verify-otp", {"email": "budget@example.com", "otp": _wrong(code)})
+    assert api.post("/verify-otp", {"email": "budget@example.com", "otp": code}).status == 400
+    # When the owner asks for a new code
     api.post("/resend-otp", {"email": "budget@example.com"})
     fresh = api.latest_code("budget@example.com")
-    assert api.post("/verify-otp", {"email": "budget@example.com", "otp": fresh}).status == 400
+    # Then the new code has its own five tries: the stranger's guesses did not kill it
+    for _ in range(4):
+        assert api.post("/verify-otp", {"email": "budget@example.com", "otp": _wrong(fresh)}).status == 400
+    assert api.post("/verify-otp", {"email": "budget@example.com", "otp": fresh}).status == 200
 
 
 def test_the_failure_budget_comes_back_after_its_hour(api, settings_override, monkeypatch):

@@ -61,6 +61,9 @@ class Settings(BaseModel):
     otp_max_attempts: int = Field(5, ge=1, le=20, alias="OTP_MAX_ATTEMPTS")
     otp_resend_cooldown_seconds: int = Field(60, ge=0, alias="OTP_RESEND_COOLDOWN_SECONDS")
     otp_sends_per_hour: int = Field(5, ge=1, alias="OTP_SENDS_PER_HOUR")
+    # Wrong code guesses per address per day, across its codes: each new code
+    # gets a fresh OTP_MAX_ATTEMPTS, this ceiling bounds them all.
+    otp_failures_per_day: int = Field(50, ge=1, alias="OTP_FAILURES_PER_DAY")
 
     login_lockout_threshold: int = Field(5, ge=1, alias="LOGIN_LOCKOUT_THRESHOLD")
     login_lockout_base_seconds: int = Field(30, ge=1, alias="LOGIN_LOCKOUT_BASE_SECONDS")

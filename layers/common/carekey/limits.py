@@ -4,11 +4,14 @@ Every key is derived from the normalised email or the source IP through a
 keyed hash, whether or not an account exists, so limits behave the same for
 strangers and customers and reveal nothing.  Defaults (all configurable):
 
-- codes: 5 tries per code; 60 s between two emails of one kind to one address;
-  5 emails actually sent an hour to one address (silent: nothing is sent, the
-  answer does not change).
+- codes: 5 tries per code, and a fresh 5 for each new code; at most 50 wrong
+  guesses per address a day, across its codes; 60 s between two emails of one
+  kind to one address; 5 emails actually sent an hour to one address (silent:
+  nothing is sent, the answer does not change).
 - login: lockout from the 5th failure with waits that double from 30 s to
-  15 minutes; at most 100 failures per account per hour.
+  15 minutes; attempts refused during a lock are not counted and do not
+  extend it; a completed password reset lifts the lock; at most 100 failures
+  per account per hour.
 - per source IP: 100 failed logins or code checks an hour; 20 sign-ups an hour;
   30 requests for a code (forgot-password, resends) an hour.
 """
@@ -24,6 +27,7 @@ from carekey.keys import keyed_hash
 from carekey.otp import email_key
 
 HOUR = 3600
+DAY = 24 * HOUR
 
 
 def _ip_key(client: Client) -> str:
@@ -104,12 +108,42 @@ def email_not_sent(slot: SendSlot) -> None:
     store.release_send_slot(slot.cooldown_key, slot.taken_at)
 
 
-def login_gate(email: str) -> str:
+def otp_guard(email: str) -> str:
+    """Admit one guess at a code of this address, or raise InvalidOtp (the
+    answer of a wrong code) once the address has had OTP_FAILURES_PER_DAY wrong
+    guesses today, across all its codes.  Counted before the guess is checked,
+    by a conditional increment, so parallel guesses cannot overshoot;
+    `otp_passed` gives the unit back when the guess was right."""
+    admitted = store.count_under_limit(f"otpfail#{email_key(email)}", DAY, settings().otp_failures_per_day)
+    if admitted is None:
+        raise errors.InvalidOtp()
+    return admitted
+
+
+def otp_passed(admission: str) -> None:
+    store.uncount(admission)
+
+
+@dataclass(frozen=True)
+class LoginGate:
+    """An admitted login attempt: `locks` when this attempt set a lock, which
+    holds unless the attempt succeeds."""
+
+    key: str
+    locks: bool
+
+
+def _login_key(email: str) -> str:
+    return f"login#{email_key(email)}"
+
+
+def login_gate(email: str) -> LoginGate:
     """Admit one login attempt for this email or raise InvalidCredentials (the
-    same answer as a wrong password, so a lock reveals nothing)."""
+    same answer as a wrong password, so a lock reveals nothing).  An attempt
+    refused during a lock writes nothing: it neither counts nor extends the lock."""
     cfg = settings()
     ek = email_key(email)
-    key = f"login#{ek}"
+    key = _login_key(email)
     # The hourly failure counter and the lock in one read; a retry after a lost race reads the lock alone.
     hour = store.hourly_key(f"loginhour#{ek}", HOUR)
     first = store.limit_items([hour, key])
@@ -119,6 +153,7 @@ def login_gate(email: str) -> str:
         seen = first.get(key) if attempt == 0 else store.lock_state(key)
         if seen is not None and seen.locked_until is not None and int(seen.locked_until) > store.now():
             raise errors.InvalidCredentials()
+        attempts = int(seen.attempts or 0) if seen is not None else 0
         if store.admit_attempt(
             key,
             seen,
@@ -127,7 +162,7 @@ def login_gate(email: str) -> str:
             max_lock=cfg.login_lockout_max_seconds,
             ttl_seconds=max(cfg.login_lockout_max_seconds * 4, HOUR),
         ):
-            return key
+            return LoginGate(key, locks=attempts + 1 >= cfg.login_lockout_threshold)
     raise errors.InvalidCredentials()
 
 
@@ -135,8 +170,15 @@ def login_failed(email: str) -> None:
     store.count_hit(f"loginhour#{email_key(email)}", HOUR)
 
 
-def login_succeeded(gate_key: str) -> None:
-    store.clear_lock(gate_key)
+def login_succeeded(gate: LoginGate) -> None:
+    store.clear_lock(gate.key)
+
+
+def password_reset_done(email: str) -> None:
+    """The owner proved their mailbox and chose a new password: the failures
+    counted against the old one (its lock, its hourly cap) no longer hold."""
+    store.clear_lock(_login_key(email))
+    store.forget_count(f"loginhour#{email_key(email)}", HOUR)
 
 
 def clear_for(email: str) -> None:
@@ -149,6 +191,7 @@ def clear_for(email: str) -> None:
     windows = (store.now() // HOUR, store.now() // HOUR - 1)
     keys = [f"login#{ek}"]
     keys += [f"{counter}#{ek}#{window}" for counter in ("loginhour", "sendhour") for window in windows]
+    keys.append(f"otpfail#{ek}#{store.now() // DAY}")
     keys += [f"send#{purpose}#{ek}" for purpose in (VERIFY_EMAIL, PASSWORD_RESET, "account_exists")]
     store.clear_limit_items(keys)
     for purpose in (VERIFY_EMAIL, PASSWORD_RESET):

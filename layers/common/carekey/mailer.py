@@ -89,6 +89,18 @@ def account_exists_notice(to: str) -> Email:
     )
 
 
+def account_locked_notice(to: str) -> Email:
+    return _notice(
+        to,
+        f"Sign-in to your {settings().service_name} account is paused",
+        [
+            "Several wrong passwords were entered for your account, so signing in is paused for a few minutes.",
+            "If it was you, wait and try again, or reset your password: a completed reset lets you sign in at once.",
+            "If it was not you, your account is safe; resetting your password ends any pause straight away.",
+        ],
+    )
+
+
 def password_changed_notice(to: str) -> Email:
     return _notice(
         to,

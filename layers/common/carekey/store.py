@@ -546,56 +546,42 @@ class OtpRecord:
     new_email: str | None = None
 
 
-def put_otp(key: str, user_id: str, code_hash: str, ttl_seconds: int, budget_window: int = 3600) -> None:
-    """Store a new code for `key`, replacing any older one.
-
-    The failure budget (`attempts`) survives a resend; it starts afresh only
-    once its window has passed.
-    """
+def put_otp(key: str, user_id: str, code_hash: str, ttl_seconds: int) -> None:
+    """Store a new code for `key`, replacing any older one, with a fresh try
+    budget: the guesses spent on an older code say nothing about this one (the
+    address's daily ceiling of wrong guesses, in `carekey.limits`, still holds)."""
     t = now()
-    common = [
-        OtpItem.user_id.set(user_id),
-        OtpItem.code_hash.set(code_hash),
-        OtpItem.expires_at.set(t + ttl_seconds),
-        OtpItem.ttl.set(_ttl(ttl_seconds + 86400)),
-    ]
-    item = OtpItem(key)
-    try:
-        item.update(
-            actions=[*common, OtpItem.attempts.set(0), OtpItem.window_start.set(t)],
-            condition=OtpItem.window_start.does_not_exist() | (OtpItem.window_start < t - budget_window),
-        )
-    except UpdateError as exc:
-        if not _condition_failed(exc):
-            raise
-        item.update(actions=common)
+    OtpItem(key).update(
+        actions=[
+            OtpItem.user_id.set(user_id),
+            OtpItem.code_hash.set(code_hash),
+            OtpItem.expires_at.set(t + ttl_seconds),
+            OtpItem.ttl.set(_ttl(ttl_seconds + 86400)),
+            OtpItem.attempts.set(0),
+            OtpItem.window_start.set(t),
+        ]
+    )
 
 
-def put_signup_code(key: str, signup: SignupItem, code_hash: str, ttl_seconds: int, budget_window: int = 3600) -> bool:
+def put_signup_code(key: str, signup: SignupItem, code_hash: str, ttl_seconds: int) -> bool:
     """`put_otp` for the code of a sign-up, only while that sign-up is the
     address's newest: a slow worker can never bind the address's code to a
     sign-up that a later one replaced.  False when it was replaced or expired."""
     t = now()
-    common = [
+    actions = [
         OtpItem.user_id.set(signup.signup_id),
         OtpItem.code_hash.set(code_hash),
         OtpItem.expires_at.set(t + ttl_seconds),
         OtpItem.ttl.set(_ttl(ttl_seconds + 86400)),
+        OtpItem.attempts.set(0),
+        OtpItem.window_start.set(t),
     ]
-    fresh_budget = OtpItem.window_start.does_not_exist() | (OtpItem.window_start < t - budget_window)
-    # With a fresh budget if its window has passed, else keeping the budget.
-    for actions, condition in (([*common, OtpItem.attempts.set(0), OtpItem.window_start.set(t)], fresh_budget), (common, None)):
 
-        def build(tx: TransactWrite, actions: list[Any] = actions, condition: Any = condition) -> None:
-            tx.condition_check(SignupItem, signup.pk, condition=(SignupItem.signup_id == signup.signup_id) & (SignupItem.expires_at > t))
-            tx.update(OtpItem(key), actions=actions, condition=condition)
+    def build(tx: TransactWrite) -> None:
+        tx.condition_check(SignupItem, signup.pk, condition=(SignupItem.signup_id == signup.signup_id) & (SignupItem.expires_at > t))
+        tx.update(OtpItem(key), actions=actions)
 
-        codes = _write_transaction(build)  # item 0: the sign-up's check; item 1: the code
-        if not codes:
-            return True
-        if codes[0] == CONDITION_FAILED:
-            return False
-    return False
+    return not _write_transaction(build)  # only the sign-up's check has a condition
 
 
 def put_email_change_code(key: str, user_id: str, new_email: str, code_hash: str, ttl_seconds: int) -> None:
@@ -1001,6 +987,11 @@ def admit_attempt(key: str, seen: LimitItem | None, threshold: int, base_lock: i
 
 def clear_lock(key: str) -> None:
     LimitItem(key).delete()
+
+
+def forget_count(key: str, window_seconds: int) -> None:
+    """Drop the counter of the current fixed window (as if nothing was counted)."""
+    LimitItem(f"{key}#{now() // window_seconds}").delete()
 
 
 # ---- passkeys (WebAuthn credentials) and their challenges -------------------------

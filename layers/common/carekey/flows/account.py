@@ -7,6 +7,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from carekey import audit, errors, limits, mailer, otp, passwords, store, tokens
 from carekey.api import Call, Reply
 from carekey.config import settings
+from carekey.flows import email_work
 from carekey.observability import metrics
 from carekey.schemas import (
     ChangePasswordRequest,
@@ -38,6 +39,8 @@ def confirm_password(user: store.UserItem, password: str, call: Call, *, field: 
         raise errors.FieldErrors(refusal) from None
     if not passwords.verify_password(password, user.password_hash):
         limits.login_failed(user.email)
+        if gate.locks:
+            email_work.login_locked(user.email, call.client)
         limits.ip_failed(call.client)
         audit.record(event, "failure", call.client, user_id=user.user_id)
         raise errors.FieldErrors(refusal)

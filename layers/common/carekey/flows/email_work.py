@@ -35,6 +35,7 @@ VERIFICATION_CODE = "verification_code"
 RESET_CODE = "reset_code"
 EMAIL_CHANGE_CODE = "email_change_code"
 ACCOUNT_EXISTS = "account_exists"  # the notice's own cooldown, apart from the codes'
+ACCOUNT_LOCKED = "account_locked"
 
 
 class EmailJob(BaseModel):
@@ -42,7 +43,7 @@ class EmailJob(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    kind: Literal["signup", "verification_code", "reset_code", "email_change_code"]
+    kind: Literal["signup", "verification_code", "reset_code", "email_change_code", "account_locked"]
     email: str
     event: str
     signup_id: str | None = None
@@ -110,7 +111,21 @@ def perform(job: EmailJob) -> None:
         # The address bounced or complained: nothing more is sent to it.
         audit.record(job.event, "suppressed", job.client, email_hash=otp.email_key(job.email))
         return
-    {SIGNUP: _signup, VERIFICATION_CODE: _verification_code, RESET_CODE: _reset_code, EMAIL_CHANGE_CODE: _email_change_code}[job.kind](job)
+    handlers = {
+        SIGNUP: _signup,
+        VERIFICATION_CODE: _verification_code,
+        RESET_CODE: _reset_code,
+        EMAIL_CHANGE_CODE: _email_change_code,
+        ACCOUNT_LOCKED: _account_locked,
+    }
+    handlers[job.kind](job)
+
+
+def login_locked(email: str, client: Client) -> None:
+    """A failed login attempt just set a lock on this address: tell the owner,
+    after the answer.  Submitted for every address alike (a lock reveals
+    nothing); only an account's mailbox gets the notice."""
+    submit(EmailJob.of(ACCOUNT_LOCKED, email, "login.locked", client))
 
 
 def _signup(job: EmailJob) -> None:
@@ -172,6 +187,20 @@ def _email_change_code(job: EmailJob) -> None:
         store.put_email_change_code(otp.change_email_key(user.user_id), user.user_id, job.email, digest, settings().otp_ttl_seconds)
         sent = _sent(mailer.email_change_code(job.email, code), slot)
     audit.record(job.event, "sent" if sent else "not_sent", job.client, user_id=user.user_id, email_hash=email_hash)
+
+
+def _account_locked(job: EmailJob) -> None:
+    """One notice per lock (one job is submitted when a lock is set).  It is
+    not held back by, nor counted against, the address's hourly cap, so the
+    locks a stranger causes can never use up the emails the owner needs to get
+    back in (a reset code); the lock schedule itself bounds how often it goes."""
+    user = store.user_by_email(job.email)
+    outcome = "not_applicable"
+    if user is not None and user.is_verified and user.is_active:
+        if not mailer.send(mailer.account_locked_notice(user.email)):
+            raise EmailNotSent()
+        outcome = "sent"
+    audit.record(job.event, outcome, job.client, user_id=user.user_id if user else None, email_hash=otp.email_key(job.email))
 
 
 _MESSAGES = {otp.VERIFY_EMAIL: mailer.verification_code, otp.PASSWORD_RESET: mailer.reset_code}

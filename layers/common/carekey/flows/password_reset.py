@@ -57,6 +57,7 @@ def _checked_code(call: Call, email: str, code: str) -> store.OtpRecord:
     """Spend one try on the reset code and check it; InvalidOtp if it does not hold."""
     cfg = settings()
     admission = limits.ip_guard(call.client)
+    guess = limits.otp_guard(email)
     attempt = store.reserve_otp_try(otp.item_key(otp.PASSWORD_RESET, email))
     if (
         attempt is None
@@ -69,6 +70,7 @@ def _checked_code(call: Call, email: str, code: str) -> store.OtpRecord:
         metrics.add_metric(name="OtpFailures", unit=MetricUnit.Count, value=1)
         raise errors.InvalidOtp()
     limits.ip_passed(admission)
+    limits.otp_passed(guess)
     return attempt
 
 
@@ -99,6 +101,7 @@ def reset_password(call: Call[ResetPasswordRequest]) -> Reply:
         passwords.hash_password(body.new_password),
     ):
         raise errors.InvalidOtp()  # used up by a concurrent request, expired, or out of tries
+    limits.password_reset_done(user.email)  # the new password is not locked by guesses at the old one
     mailer.send(mailer.password_changed_notice(user.email))
     audit.record("password_reset.done", "success", call.client, user_id=user.user_id, email_hash=otp.email_key(user.email))
     metrics.add_metric(name="PasswordResets", unit=MetricUnit.Count, value=1)

@@ -54,6 +54,7 @@ def verify_email(call: Call[VerifyOtpRequest]) -> Reply:
     that one, if no later sign-up replaced it) into a verified account."""
     body, cfg = call.body, settings()
     admission = limits.ip_guard(call.client)
+    guess = limits.otp_guard(body.email)
     email_hash = otp.email_key(body.email)
     key = otp.item_key(otp.VERIFY_EMAIL, body.email)
     attempt = store.reserve_otp_try(key)
@@ -78,6 +79,7 @@ def verify_email(call: Call[VerifyOtpRequest]) -> Reply:
         raise errors.InvalidOtp()
     assert attempt is not None
     limits.ip_passed(admission)
+    limits.otp_passed(guess)
     audit.record("verify_email", "success", call.client, user_id=attempt.user_id, email_hash=email_hash)
     metrics.add_metric(name="EmailsVerified", unit=MetricUnit.Count, value=1)
     return Reply(200, VerifiedResponse(message="Email verified successfully", verified=True))

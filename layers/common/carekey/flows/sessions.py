@@ -20,6 +20,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from carekey import audit, errors, limits, mailer, otp, passwords, store, tokens
 from carekey.api import Call, Client, Reply
 from carekey.config import settings, token_issuer
+from carekey.flows import email_work
 from carekey.observability import logger, metrics
 from carekey.schemas import (
     LoginRequest,
@@ -80,6 +81,8 @@ def login(call: Call[LoginRequest]) -> Reply:
             audit.record("login", "email_not_verified", call.client, user_id=signup.signup_id, email_hash=email_hash)
             raise errors.EmailNotVerified(email=body.email, can_resend_otp=True)
         limits.login_failed(body.email)
+        if gate.locks:
+            email_work.login_locked(body.email, call.client)
         audit.record("login", "failure", call.client, user_id=user.user_id if user else None, email_hash=email_hash)
         metrics.add_metric(name="LoginFailures", unit=MetricUnit.Count, value=1)
         raise errors.InvalidCredentials()
