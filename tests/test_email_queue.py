@@ -5,6 +5,7 @@ through the email queue; bounces and complaints suppress an address."""
 from __future__ import annotations
 
 import json
+import re
 
 import boto3
 import pytest
@@ -97,6 +98,85 @@ def test_each_endpoint_does_the_same_synchronous_work_for_every_address(api, und
     assert status in (200, 201)
     assert ("sqs", "SendMessage", _queue_url("EmailQueue")) in calls
     assert not any(service == "sesv2" for service, *_ in calls)
+
+
+@pytest.fixture
+def aws_requests(monkeypatch):
+    """Every AWS request made, in full: (service, operation, its parameters as JSON)."""
+    seen: list[tuple[str, str, str]] = []
+    real = Connection.dispatch
+
+    def dispatch(self, operation_name, operation_kwargs):
+        seen.append(("dynamodb", operation_name, json.dumps(operation_kwargs, sort_keys=True)))
+        return real(self, operation_name, operation_kwargs)
+
+    monkeypatch.setattr(Connection, "dispatch", dispatch)
+
+    def before_parameter_build(params, model, **_):
+        if model.service_model.service_name != "dynamodb":
+            seen.append((model.service_model.service_name, model.name, json.dumps(params, sort_keys=True, default=str)))
+
+    boto3.DEFAULT_SESSION.events.register("before-parameter-build", before_parameter_build)
+    yield seen
+    boto3.DEFAULT_SESSION.events.unregister("before-parameter-build", before_parameter_build)
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_EPOCH = re.compile(r"\b1[0-9]{9}\b")
+_BCRYPT = re.compile(r"\$2b\$[0-9]{2}\$[./A-Za-z0-9]{53}")
+
+
+def _shape(calls: list[tuple[str, str, str]], email: str) -> tuple[tuple[str, str, int, str], ...]:
+    """The calls with what names this address (the address, its keyed hash) and
+    what differs by request (ids, clock) replaced by placeholders; each keeps
+    the size of its parameters, so an item or key of another size shows."""
+    out = []
+    for service, operation, params in calls:
+        masked = params.replace(email, "<email>").replace(otp.email_key(email), "<email-hash>")
+        masked = _BCRYPT.sub("<bcrypt>", _EPOCH.sub("<time>", _UUID.sub("<uuid>", masked)))
+        out.append((service, operation, len(params), masked))
+    return tuple(out)
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/register", {"password": "ordinary-lantern-31", "password2": "ordinary-lantern-31"}),
+        ("/forgot-password", {}),
+        ("/resend-otp", {"context": "registration"}),
+        ("/resend-otp", {"context": "password_reset"}),
+        ("/resend-password-reset-otp", {}),
+    ],
+)
+def test_the_synchronous_aws_requests_are_identical_for_an_account_and_a_stranger(
+    api, undrained, aws_requests, settings_override, path, body
+):
+    # Given an account, a pending sign-up and a stranger, three addresses of one length,
+    # each with email work behind it (codes, cooldowns, counters, audit records)
+    settings_override(OTP_RESEND_COOLDOWN_SECONDS="0")
+    account, pending, stranger = "account1@example.com", "pending1@example.com", "stranger@example.com"
+    api.verified_user(account)
+    api.register(pending)
+    for email in (account, pending, stranger):
+        api.post("/forgot-password", {"email": email})
+        api.post("/resend-otp", {"email": email})
+    undrained.post(path, {"email": "warm-up1@example.com", **body})
+    shapes = {}
+    # When each is asked about, with nobody consuming the queue
+    for email in (account, stranger, pending, stranger, account, pending):
+        aws_requests.clear()
+        r = undrained.post(path, {"email": email, **body})
+        assert r.status in (200, 201)
+        shapes.setdefault(_shape(aws_requests, email), []).append(email)
+    # Then every request made the same calls: operations, tables and queues, keys,
+    # read consistency, expressions and the size of every parameter
+    assert len(shapes) == 1, "\n".join(f"{emails}: {shape}" for shape, emails in shapes.items())
+    [shape] = shapes
+    # And none of them reads anything about the address: a write of a per-IP counter,
+    # the sign-up itself for /register, and the job
+    assert not any(operation in ("GetItem", "Query", "TransactGetItems") for _, operation, *_ in shape)
+    assert shape[0][:2] == ("dynamodb", "UpdateItem") and "<email-hash>" not in shape[0][3]
+    assert shape[-1][:2] == ("sqs", "SendMessage")
 
 
 def test_the_answer_comes_before_the_email_work(undrained, outbox):
