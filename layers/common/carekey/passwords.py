@@ -19,6 +19,14 @@ touching the others:
 - "bcrypt-hmac-sha256$<bcrypt hash>": the current format.
 - "bcrypt-sha256$<bcrypt hash>": the earlier, unkeyed SHA-256 pre-hash.  It
   still verifies, and a login rehashes it into the current format.
+- "django$<Django's encoded hash>": an account imported from the Django
+  backend (`make import-users`), checked as Django checks it
+  (`carekey.django_hashes`); the first successful login rehashes it too.
+
+A wrong password costs the same whatever the account's hash: a legacy check
+cheaper than the service's own is topped up to one native check's time
+(`top_up_legacy_check`), so a failed login does not tell an imported account
+from a native one, nor either from an address with no account.
 """
 
 from __future__ import annotations
@@ -27,17 +35,21 @@ import base64
 import gzip
 import hashlib
 import re
+import time
 import unicodedata
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from typing import Callable
 
 import bcrypt
 
+from carekey import django_hashes
 from carekey.config import settings
 from carekey.keys import keyed_hash
 
 CURRENT = "bcrypt-hmac-sha256"
+LEGACY = "django"
 _DUMMY_SALT = "CareKeyDummySaltValue."  # 22 chars: a valid salt for a hash that matches nothing
 _BCRYPT_COST = re.compile(r"^\$2[aby]\$(\d\d)\$")
 
@@ -90,6 +102,22 @@ def _verify_sha256_prehash(password: str, rest: str) -> bool:
     return _bcrypt_matches(_sha256_prehash(password), rest)
 
 
+@hash_format(LEGACY)
+def _verify_django(password: str, rest: str) -> bool:
+    return django_hashes.verify(password, rest)
+
+
+def legacy_hash(django_encoded: str) -> str:
+    """How an imported Django hash is stored."""
+    return f"{LEGACY}${django_encoded}"
+
+
+def legacy_algorithm(stored: str) -> str | None:
+    """The Django algorithm of an imported hash ("pbkdf2_sha256", "unusable"...), None for the service's own."""
+    name, _, rest = stored.partition("$")
+    return django_hashes.algorithm_of(rest) if name == LEGACY else None
+
+
 def hash_password(password: str, cost: int | None = None) -> str:
     cost = cost or settings().bcrypt_cost
     return f"{CURRENT}$" + bcrypt.hashpw(_prehash(password), bcrypt.gensalt(cost)).decode()
@@ -99,6 +127,32 @@ def verify_password(password: str, stored: str) -> bool:
     name, _, rest = stored.partition("$")
     verify = _FORMATS.get(name)
     return verify is not None and verify(password, rest)
+
+
+@dataclass(frozen=True)
+class Check:
+    """The outcome of checking a password against an account's stored hash."""
+
+    right: bool
+    legacy: str | None  # the Django algorithm of an imported hash, else None
+    seconds: float
+
+
+def check(password: str, stored: str) -> Check:
+    started = time.perf_counter()
+    right = verify_password(password, stored)
+    return Check(right, legacy_algorithm(stored), time.perf_counter() - started)
+
+
+def top_up_legacy_check(failed: Check, native_seconds: float) -> None:
+    """After a wrong password against an imported hash, wait until the check
+    has cost what the native check just measured (`native_seconds`, the
+    sign-up check or dummy check the same login ran) would have: a Django
+    hash at 1,000 PBKDF2 rounds or an unusable one then fails in the time a
+    native account's does.  A legacy check dearer than a native one cannot be
+    made cheaper; docs/performance.md measures each format's cost."""
+    if failed.legacy is not None and not failed.right:
+        time.sleep(max(0.0, native_seconds - failed.seconds))
 
 
 def burn_equal_time(password: str) -> None:
