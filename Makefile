@@ -8,7 +8,7 @@ TOOLS := .venv-tools
 PYTHON312 ?= $(shell for c in python3.12 "env PYENV_VERSION=3.12.1 python3.12" $$(ls -d $$HOME/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null); do \
 	$$c -c 'import sys; assert sys.version_info[:2] == (3, 12)' >/dev/null 2>&1 && { echo "$$c"; break; }; done)
 
-.PHONY: screenshots dev test lint spec-lint scan build bench load deploy openapi fuzz audit-verify audit-export admin clean
+.PHONY: screenshots dev test lint spec-lint scan build bench load deploy openapi fuzz audit-verify audit-export admin import-users import-status clean
 
 $(VENV)/.installed: requirements-dev.txt layers/common/requirements.txt
 	@test -n "$(PYTHON312)" || { echo "Python 3.12 is needed (python3.12 on PATH, or pyenv)"; exit 1; }
@@ -116,6 +116,14 @@ audit-export: $(VENV)/.installed
 ## admin: the operators' API, SigV4-signed with your AWS credentials (ARGS="disable USER_ID"; STACK_NAME for a stack)
 admin: $(VENV)/.installed
 	@$(PY) -m local.admin $(ARGS)
+
+## import-users: import the Django backend's users with their password hashes (FILE=dump.json or .csv; STACK_NAME or a running `make dev`)
+import-users: $(VENV)/.installed
+	@$(PY) -m local.import_users "$(FILE)"
+
+## import-status: imported accounts still on a Django hash, and those upgraded at login
+import-status: $(VENV)/.installed
+	@$(PY) -m local.import_users --status
 
 clean:
 	rm -rf .aws-sam .local

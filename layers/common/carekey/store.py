@@ -8,7 +8,9 @@ resources), and the key schema here matches the template's tables.
 Tables
 - users:    USER#<id> items (the account) and EMAIL#<email> items (the claim
             that makes an email unique); both written in one transaction,
-            when a sign-up's email is verified.
+            when a sign-up's email is verified.  An account imported from the
+            Django backend also has a LEGACY#<Django pk> claim, written in the
+            same transaction, so each legacy user is imported once.
 - otps:     one item per (purpose, keyed hash of email): the newest code's
             HMAC, its expiry (checked in code) and a TTL for housekeeping;
             and one signup#<keyed hash of email> item per address: the newest
@@ -138,6 +140,7 @@ class UserItem(Model):
     token_version = NumberAttribute(default=0)
     date_joined = UTCDateTimeAttribute()
     passkey_count = NumberAttribute(null=True)
+    legacy_id = UnicodeAttribute(null=True)  # the Django backend's pk, for an imported account
 
     def public(self) -> User:
         """The user object of the legacy API."""
@@ -153,6 +156,16 @@ class UserItem(Model):
 
 
 class EmailClaim(Model):
+    class Meta(_Meta):
+        table_name = settings().users_table
+
+    pk = UnicodeAttribute(hash_key=True)
+    user_id = UnicodeAttribute()
+
+
+class LegacyClaim(Model):
+    """LEGACY#<Django pk>: the account a Django user was imported as."""
+
     class Meta(_Meta):
         table_name = settings().users_table
 
@@ -388,6 +401,74 @@ def activate_signup(code_key: str, code_hash: str, signup: SignupItem) -> UserIt
         tx.save(user, condition=UserItem.pk.does_not_exist())
 
     return None if _write_transaction(build) else user
+
+
+# ---- importing the Django backend's users ----------------------------------------
+
+IMPORT_BATCH = 25  # accounts per transaction: three items each, under DynamoDB's 100
+
+
+def claims(keys: list[str]) -> dict[str, str]:
+    """The user id each existing EMAIL#... or LEGACY#... claim names (one
+    strongly consistent BatchGetItem per 100 keys)."""
+    return {key: item["user_id"]["S"] for key, item in _batch_get(keys).items()}
+
+
+def users_by_ids(user_ids: list[str]) -> dict[str, UserItem]:
+    found = _batch_get([f"USER#{uid}" for uid in user_ids])
+    return {key.removeprefix("USER#"): UserItem.from_raw_data(item) for key, item in found.items()}
+
+
+def _batch_get(keys: list[str]) -> dict[str, dict[str, Any]]:
+    table = UserItem.Meta.table_name
+    found: dict[str, dict[str, Any]] = {}
+    unique = list(dict.fromkeys(keys))
+    for start in range(0, len(unique), 100):
+        request: dict[str, Any] = {table: {"Keys": [{"pk": {"S": k}} for k in unique[start : start + 100]], "ConsistentRead": True}}
+        for attempt in range(8):
+            answer = client("dynamodb").batch_get_item(RequestItems=request)
+            for item in answer.get("Responses", {}).get(table, []):
+                found[item["pk"]["S"]] = item
+            request = answer.get("UnprocessedKeys") or {}
+            if not request:
+                break
+            time.sleep(random.uniform(0, 0.05 * 2**attempt))  # noqa: S311 - jitter, not a secret
+        else:
+            raise errors.ServiceBusy()
+    return found
+
+
+def import_accounts(users: list[UserItem]) -> list[UserItem]:
+    """Create imported accounts, each with its email and legacy-id claims, in
+    transactions of up to IMPORT_BATCH accounts.  An account whose email or
+    legacy id is claimed already (an earlier run, a native sign-up, a race) is
+    left out and returned; the others are created, each with its claims or not
+    at all, so a uniqueness claim is never separated from its account."""
+    conflicts: list[UserItem] = []
+    for start in range(0, len(users), IMPORT_BATCH):
+        pending = users[start : start + IMPORT_BATCH]
+        while pending:
+
+            def build(tx: TransactWrite, batch: list[UserItem] = pending) -> None:
+                for user in batch:
+                    tx.save(EmailClaim(f"EMAIL#{user.email}", user_id=user.user_id), condition=EmailClaim.pk.does_not_exist())
+                    tx.save(LegacyClaim(f"LEGACY#{user.legacy_id}", user_id=user.user_id), condition=LegacyClaim.pk.does_not_exist())
+                    tx.save(user, condition=UserItem.pk.does_not_exist())
+
+            codes = _write_transaction(build)  # three puts per account, in the order added
+            if not codes:
+                break
+            failed = {i for i, code in enumerate(codes) if code == CONDITION_FAILED}
+            conflicts += [u for n, u in enumerate(pending) if {3 * n, 3 * n + 1, 3 * n + 2} & failed]
+            pending = [u for n, u in enumerate(pending) if not {3 * n, 3 * n + 1, 3 * n + 2} & failed]
+    return conflicts
+
+
+def imported_password_hashes() -> Any:
+    """The password hash of every imported account (a scan: for the operator's
+    upgrade count, never on a request path)."""
+    for user in UserItem.scan(UserItem.legacy_id.exists(), attributes_to_get=["password_hash"]):
+        yield user.password_hash
 
 
 def update_profile(user_id: str, changes: dict[str, str | None]) -> UserItem | None:
