@@ -10,6 +10,9 @@ on the same machine, so the machine's speed cancels out:
 - warm latency: each endpoint through the local gateway against moto
   in-process, against bcrypt alone (endpoints that hash a password) or one
   raw DynamoDB GetItem on the same emulator (the others).
+
+`python -m bench enumeration` and `python -m bench import` run one section
+alone and rewrite only that part of docs/performance.md.
 """
 
 from __future__ import annotations
@@ -402,10 +405,11 @@ def machine() -> dict[str, str]:
 
 
 def main(argv: list[str]) -> int:
-    from bench import enumeration
+    from bench import enumeration, importing
 
     quick = os.environ.get("BENCH_QUICK") == "1"
     started = time.perf_counter()
+    raw = ROOT / ".local" / "bench.json"  # the measurements, so `python -m bench.report` can re-render
     if argv[:1] == ["audit"]:  # this section alone, in place in docs/performance.md
         from bench import audit as audit_section
 
@@ -416,6 +420,16 @@ def main(argv: list[str]) -> int:
         saved.write_text(json.dumps(results))
         print(audit_section.section(results))
         print(f"updated the audit section of docs/performance.md in {time.perf_counter() - started:.0f}s")
+        return 0
+    if argv[:1] == ["import"]:  # this section alone, in place in docs/performance.md
+        measured = importing.measure(STACK, users=1000 if quick else 5000, logins=3 if quick else 5)
+        importing.write(measured, ROOT / "docs" / "performance.md")
+        if raw.exists():  # a later re-render keeps these figures
+            saved = json.loads(raw.read_text())
+            saved["import"] = measured
+            raw.write_text(json.dumps(saved))
+        print(importing.section(measured))
+        print(f"updated the import section of docs/performance.md in {time.perf_counter() - started:.0f}s")
         return 0
     if argv[:1] == ["enumeration"]:  # this section alone, in place in docs/performance.md
         results = enumeration.measure(STACK, n=40 if quick else 200)
@@ -428,13 +442,13 @@ def main(argv: list[str]) -> int:
         "cold": cold_start(runs=3 if quick else 7),
         "warm": warm(runs_hash=5 if quick else 15, runs_fast=20 if quick else 100),
         "layer": layer_size(),
+        "import": importing.measure(STACK, users=1000 if quick else 5000, logins=3 if quick else 5),
     }
     from bench import audit as audit_section
 
     data["audit"] = audit_section.measure(STACK, DynamoCounter, events=300 if quick else audit_section.EVENTS)
     enumerated = enumeration.measure(STACK, n=40 if quick else 200)
     data["seconds"] = time.perf_counter() - started
-    raw = ROOT / ".local" / "bench.json"  # the measurements, so `python -m bench.report` can re-render
     raw.parent.mkdir(parents=True, exist_ok=True)
     raw.write_text(json.dumps(data))
     report.write(data, ROOT / "docs" / "performance.md", ROOT / "docs" / "latency.svg")

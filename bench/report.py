@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench import importing
 from bench.cost import (  # the prices and the model live in bench/cost.py
     DYNAMODB_MS,
     MAU,
@@ -450,7 +451,7 @@ exactly this: `PasswordFunctionMemorySize` (default 1,769 MB) for register,
 login, reset-password and change-password, `FunctionMemorySize` (default
 512 MB) for the rest.
 
-{load_section()}
+{importing.section(data["import"]) + chr(10) + chr(10) if data.get("import") else ""}{load_section()}
 ## Scale on paper
 
 **10,000 sign-ups a minute (167 a second).**

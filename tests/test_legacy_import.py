@@ -17,7 +17,7 @@ from typing import Any
 import boto3
 import django
 import pytest
-from carekey import audit_verify, django_hashes, legacy_import, otp, passwords, store
+from carekey import audit_trail, audit_verify, django_hashes, legacy_import, passwords, store
 from carekey.api import Client
 from carekey.config import settings
 from django.conf import settings as django_settings
@@ -279,30 +279,50 @@ def test_importing_the_same_file_again_changes_nothing(api, tmp_path):
     assert stored_hash("p3@example.com").startswith(passwords.CURRENT + "$")
 
 
-def test_an_interrupted_import_continues_where_it_stopped(tmp_path, monkeypatch):
-    # Given a file of 250 users and an import that dies after its second batch
+@pytest.mark.parametrize("dies_in", ["put_new_accounts", "claim"])
+def test_an_interrupted_import_continues_where_it_stopped(tmp_path, monkeypatch, dies_in):
+    # Given a file of 250 users and an import that dies in its third batch (after
+    # that batch's claims, before its accounts; or halfway through its claims)
     records = [row(1000 + i, f"r{i}@example.com", make_password(DJANGO_PASSWORD, hasher=FAST["pbkdf2_sha256"])) for i in range(250)]
     path = dump(tmp_path, records)
-    real, calls = store.import_accounts, []
+    real, calls = getattr(store, dies_in), []
+    limit = 3 if dies_in == "put_new_accounts" else 2 * 200 + 2 * 50
 
-    def dies_on_the_third(users):
-        calls.append(len(users))
-        if len(calls) == 3:
+    def dies(*args):
+        calls.append(1)
+        if len(calls) == limit:
             raise ConnectionError("network gone")
-        return real(users)
+        return real(*args)
 
-    monkeypatch.setattr(store, "import_accounts", dies_on_the_third)
+    monkeypatch.setattr(store, dies_in, dies)
     with pytest.raises(ConnectionError):
         legacy_import.import_file(path, OPERATOR)
-    monkeypatch.setattr(store, "import_accounts", real)
+    monkeypatch.setattr(store, dies_in, real)
+    assert len([i for i in user_items() if i["pk"]["S"].startswith("USER#")]) == 200
     # When it is run again
     resumed = legacy_import.import_file(path, OPERATOR)
-    # Then it skips what was done, imports the rest, and each user exists exactly once
+    # Then it skips what was done, finishes the rest under the ids already claimed, and each user exists once
     assert (resumed.skipped, resumed.imported, resumed.refused) == (200, 50, [])
     items = user_items()
-    assert len([i for i in items if i["pk"]["S"].startswith("USER#")]) == 250
-    assert len([i for i in items if i["pk"]["S"].startswith("EMAIL#")]) == 250
-    assert len([i for i in items if i["pk"]["S"].startswith("LEGACY#")]) == 250
+    accounts = {i["pk"]["S"].removeprefix("USER#"): i for i in items if i["pk"]["S"].startswith("USER#")}
+    claims = {i["pk"]["S"]: i["user_id"]["S"] for i in items if not i["pk"]["S"].startswith("USER#")}
+    assert len(accounts) == 250 and len(claims) == 500
+    assert set(claims.values()) == set(accounts)  # every claim names an account, every account has both claims
+    for user_id, account in accounts.items():
+        assert claims[f"EMAIL#{account['email']['S']}"] == claims[f"LEGACY#{account['legacy_id']['S']}"] == user_id
+
+
+def test_a_row_refused_for_its_email_leaves_no_claim_and_imports_once_fixed(api, tmp_path):
+    # Given a native account, and a Django user with the same address
+    api.verified_user("twin@example.com")
+    h = make_password(DJANGO_PASSWORD, hasher=FAST["pbkdf2_sha1"])
+    summary = imported(tmp_path, [row(80, "twin@example.com", h)])
+    assert summary.refused[0].reason == "an account with this email exists already"
+    # When the row is fixed (another address) and imported again
+    fixed = imported(tmp_path, [row(80, "twin.legacy@example.com", h)])
+    # Then it imports: the refused row had given its pk back
+    assert (fixed.imported, fixed.refused) == (1, [])
+    assert api.login("twin.legacy@example.com", DJANGO_PASSWORD)["user"]["email"] == "twin.legacy@example.com"
 
 
 def test_bad_rows_are_refused_with_their_reason_and_the_rest_imported(tmp_path, api):
@@ -392,24 +412,35 @@ def test_ten_parallel_first_logins_agree_and_leave_one_valid_native_hash(api, tm
 # ---- audit, upgrade counter, the command ---------------------------------------------------
 
 
-def test_each_imported_account_is_audited_and_the_upgrade_is_counted(api, tmp_path, queues, capsys):
-    # Given two imported users, one of whom logs in
+def test_each_batch_is_audited_with_every_account_id_and_the_upgrade_is_counted(api, tmp_path, queues, capsys):
+    # Given 120 imported users (two batches), one of whom logs in
     h = make_password(DJANGO_PASSWORD, hasher=FAST["pbkdf2_sha256"])
-    imported(tmp_path, [row(21, "a1@example.com", h), row(22, "a2@example.com", make_password(None))])
+    records = [row(21, "a1@example.com", h), row(22, "a2@example.com", make_password(None))]
+    records += [row(100 + i, f"bulk{i}@example.com", h) for i in range(118)]
+    imported(tmp_path, records)
     api.login("a1@example.com", DJANGO_PASSWORD)
     queues.drain()
-    # Then each account's trail starts with its import, and the login records the upgrade
+    # Then the trail holds one event per batch, naming every account it created, and the run's totals
+    trail = [audit_trail.stored_form(i) for i in audit_trail.AuditRecord.query(audit_trail.TRAIL)]
+    batches = [r for r in trail if (r["event"], r["outcome"]) == ("import", "accounts_created")]
+    assert [b["detail"]["accounts"] for b in batches] == ["100", "20"]
+    assert batches[0]["detail"]["legacy_hash.pbkdf2_sha256"] == "99" and batches[0]["detail"]["legacy_hash.unusable"] == "1"
+    named = [uid for b in batches for key, ids in b["detail"].items() if key.startswith("user_ids.") for uid in ids.split()]
+    accounts = [i["user_id"]["S"] for i in user_items() if i["pk"]["S"].startswith("USER#")]
+    assert sorted(named) == sorted(accounts) and len(named) == 120
+    assert all(b["user_agent"] == "pytest-import" and b["user_id"] is None for b in batches)
+    totals = [r for r in trail if r["outcome"] == "run_finished"]
+    assert totals[0]["detail"] == {"rows": "120", "imported": "120", "skipped": "0", "refused": "0"}
+    # And the person's own trail records the login that upgraded their hash
     user = store.user_by_email("a1@example.com")
-    trail = audit_verify.trail_of(user.user_id)
-    assert [(r["event"], r["outcome"]) for r in trail] == [("import", "created"), ("login", "success")]
-    assert trail[0]["detail"] == {"legacy_id": "21", "legacy_hash": "pbkdf2_sha256"}
-    assert trail[0]["email_hash"] == otp.email_key("a1@example.com")
-    assert trail[1]["detail"] == {"legacy_hash_upgraded": "pbkdf2_sha256"}
+    mine = audit_verify.trail_of(user.user_id)
+    assert [(r["event"], r["outcome"], r["detail"]) for r in mine] == [("login", "success", {"legacy_hash_upgraded": "pbkdf2_sha256"})]
     assert audit_verify.verify().intact
-    # And the upgrade counter says one of two is upgraded
-    assert legacy_import.upgrade_status() == {"upgraded": 1, "unusable": 1}
+    # And the upgrade counter says one of 120 is upgraded
+    assert legacy_import.upgrade_status() == {"upgraded": 1, "unusable": 1, "pbkdf2_sha256": 118}
     import_users.status()
-    assert "2 imported accounts: 1 on the service's own hash (50%); still on a Django hash: unusable 1." in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "120 imported accounts: 1 on the service's own hash (1%); still on a Django hash: pbkdf2_sha256 118, unusable 1." in out
 
 
 class Terminal(io.StringIO):

@@ -9,8 +9,9 @@ Tables
 - users:    USER#<id> items (the account) and EMAIL#<email> items (the claim
             that makes an email unique); both written in one transaction,
             when a sign-up's email is verified.  An account imported from the
-            Django backend also has a LEGACY#<Django pk> claim, written in the
-            same transaction, so each legacy user is imported once.
+            Django backend also has a LEGACY#<Django pk> claim, taken with a
+            conditional write before the account is written (see
+            carekey.legacy_import), so each legacy user is imported once.
 - otps:     one item per (purpose, keyed hash of email): the newest code's
             HMAC, its expiry (checked in code) and a TTL for housekeeping;
             and one signup#<keyed hash of email> item per address: the newest
@@ -43,7 +44,7 @@ from pynamodb.attributes import (
     UTCDateTimeAttribute,
 )
 from pynamodb.connection import Connection
-from pynamodb.exceptions import DeleteError, DoesNotExist, PynamoDBException, TransactWriteError, UpdateError
+from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, PynamoDBException, TransactWriteError, UpdateError
 from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
@@ -156,16 +157,6 @@ class UserItem(Model):
 
 
 class EmailClaim(Model):
-    class Meta(_Meta):
-        table_name = settings().users_table
-
-    pk = UnicodeAttribute(hash_key=True)
-    user_id = UnicodeAttribute()
-
-
-class LegacyClaim(Model):
-    """LEGACY#<Django pk>: the account a Django user was imported as."""
-
     class Meta(_Meta):
         table_name = settings().users_table
 
@@ -405,9 +396,6 @@ def activate_signup(code_key: str, code_hash: str, signup: SignupItem) -> UserIt
 
 # ---- importing the Django backend's users ----------------------------------------
 
-IMPORT_BATCH = 25  # accounts per transaction: three items each, under DynamoDB's 100
-
-
 def claims(keys: list[str]) -> dict[str, str]:
     """The user id each existing EMAIL#... or LEGACY#... claim names (one
     strongly consistent BatchGetItem per 100 keys)."""
@@ -438,30 +426,63 @@ def _batch_get(keys: list[str]) -> dict[str, dict[str, Any]]:
     return found
 
 
-def import_accounts(users: list[UserItem]) -> list[UserItem]:
-    """Create imported accounts, each with its email and legacy-id claims, in
-    transactions of up to IMPORT_BATCH accounts.  An account whose email or
-    legacy id is claimed already (an earlier run, a native sign-up, a race) is
-    left out and returned; the others are created, each with its claims or not
-    at all, so a uniqueness claim is never separated from its account."""
-    conflicts: list[UserItem] = []
-    for start in range(0, len(users), IMPORT_BATCH):
-        pending = users[start : start + IMPORT_BATCH]
-        while pending:
+def claim(key: str, user_id: str) -> str:
+    """Claim EMAIL#... or LEGACY#... for `user_id` with one conditional write
+    (atomic: of any number of claimants exactly one wins).  Returns the user
+    id the claim names afterwards: `user_id` when it won or held it already."""
+    ddb = client("dynamodb")
+    table = UserItem.Meta.table_name
+    try:
+        ddb.put_item(
+            TableName=table,
+            Item={"pk": {"S": key}, "user_id": {"S": user_id}},
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+        return user_id
+    except ddb.exceptions.ConditionalCheckFailedException:
+        held = ddb.get_item(TableName=table, Key={"pk": {"S": key}}, ConsistentRead=True).get("Item")
+        return held["user_id"]["S"] if held else claim(key, user_id)  # released meanwhile: try again
 
-            def build(tx: TransactWrite, batch: list[UserItem] = pending) -> None:
-                for user in batch:
-                    tx.save(EmailClaim(f"EMAIL#{user.email}", user_id=user.user_id), condition=EmailClaim.pk.does_not_exist())
-                    tx.save(LegacyClaim(f"LEGACY#{user.legacy_id}", user_id=user.user_id), condition=LegacyClaim.pk.does_not_exist())
-                    tx.save(user, condition=UserItem.pk.does_not_exist())
 
-            codes = _write_transaction(build)  # three puts per account, in the order added
-            if not codes:
+def release_claim(key: str, user_id: str) -> None:
+    """Give back a claim this import took, only if it still names `user_id`."""
+    ddb = client("dynamodb")
+    try:
+        ddb.delete_item(
+            TableName=UserItem.Meta.table_name,
+            Key={"pk": {"S": key}},
+            ConditionExpression="user_id = :u",
+            ExpressionAttributeValues={":u": {"S": user_id}},
+        )
+    except ddb.exceptions.ConditionalCheckFailedException:
+        pass
+
+
+def put_new_accounts(users: list[UserItem]) -> None:
+    """Write accounts whose ids are new (fresh UUIDs: nothing to overwrite),
+    25 to a BatchWriteItem, retrying what DynamoDB leaves unprocessed."""
+    table = UserItem.Meta.table_name
+    for start in range(0, len(users), 25):
+        request: dict[str, Any] = {table: [{"PutRequest": {"Item": u.serialize()}} for u in users[start : start + 25]]}
+        for attempt in range(10):
+            request = client("dynamodb").batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
+            if not request:
                 break
-            failed = {i for i, code in enumerate(codes) if code == CONDITION_FAILED}
-            conflicts += [u for n, u in enumerate(pending) if {3 * n, 3 * n + 1, 3 * n + 2} & failed]
-            pending = [u for n, u in enumerate(pending) if not {3 * n, 3 * n + 1, 3 * n + 2} & failed]
-    return conflicts
+            time.sleep(random.uniform(0, 0.05 * 2**attempt))  # noqa: S311 - jitter, not a secret
+        else:
+            raise errors.ServiceBusy()
+
+
+def put_account_once(user: UserItem) -> bool:
+    """Write an account unless one with its id exists (finishing an import
+    that stopped after its claims): never overwrites, so an upgraded hash stays."""
+    try:
+        user.save(condition=UserItem.pk.does_not_exist())
+    except PutError as exc:
+        if _condition_failed(exc):
+            return False
+        raise
+    return True
 
 
 def imported_password_hashes() -> Any:
