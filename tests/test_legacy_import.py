@@ -210,11 +210,13 @@ def test_a_wrong_password_costs_an_imported_account_what_it_costs_a_native_one_a
     api.verified_user("native@example.com")
     cheap = PBKDF2SHA1PasswordHasher().encode(DJANGO_PASSWORD, "salt", iterations=1)
     imported(tmp_path, [row(11, "cheap@example.com", cheap), row(12, "unusable@example.com", make_password(None))])
-    # When wrong passwords are tried for each (the fastest of five, the least disturbed)
-    cost = {
-        email: min(_login_seconds(api, email, "not-the-password") for _ in range(5))
-        for email in ("native@example.com", "cheap@example.com", "unusable@example.com", "stranger@example.com")
-    }
+    # When wrong passwords are tried for each, in turns (so a busy moment hits all alike), keeping the fastest of seven
+    emails = ("native@example.com", "cheap@example.com", "unusable@example.com", "stranger@example.com")
+    samples: dict[str, list[float]] = {email: [] for email in emails}
+    for _ in range(7):
+        for email in emails:
+            samples[email].append(_login_seconds(api, email, "not-the-password"))
+    cost = {email: min(seconds) for email, seconds in samples.items()}
     # Then each costs about two native checks, as the native account and the stranger do
     native = cost["native@example.com"]
     for email, seconds in cost.items():
@@ -370,6 +372,21 @@ def test_an_email_a_native_account_holds_is_refused(api, tmp_path):
     summary = imported(tmp_path, [row(70, "native@example.com", make_password(DJANGO_PASSWORD, hasher=FAST["bcrypt"]))])
     assert summary.imported == 0 and summary.refused[0].reason == "an account with this email exists already"
     assert api.login("native@example.com")  # the native password still works
+
+
+def test_an_erased_imported_person_is_not_brought_back_by_importing_again(api, tmp_path):
+    from carekey.flows import erasure
+
+    # Given an imported person whose account was erased
+    records = [row(95, "gone@example.com", make_password(DJANGO_PASSWORD, hasher=FAST["pbkdf2_sha256"]))]
+    imported(tmp_path, records)
+    assert erasure.erase(store.user_by_email("gone@example.com"), OPERATOR, event="admin.delete_user", detail={})
+    # When the same dump is imported again
+    again = imported(tmp_path, records)
+    # Then the person stays erased: refused with the reason, no account, no email claim
+    assert again.imported == 0 and again.refused[0].reason == "this person's imported account was erased; not imported again"
+    assert store.user_by_email("gone@example.com") is None
+    assert not [i for i in user_items() if i["pk"]["S"].startswith(("USER#", "EMAIL#"))]
 
 
 def test_a_csv_with_the_same_columns_imports_alike(api, tmp_path):

@@ -317,13 +317,15 @@ def _sort_out(cands: list[Candidate], summary: Summary) -> list[Candidate]:
     are counted as skipped or refused."""
     keys = [k for c in cands for k in (f"EMAIL#{c.user.email}", f"LEGACY#{c.user.legacy_id}")]
     claims = store.claims(keys) if keys else {}
-    owners = [uid for key, uid in claims.items() if key.startswith("LEGACY#")]
+    owners = [uid for key, uid in claims.items() if key.startswith("LEGACY#") and uid != store.ERASED]
     accounts = store.users_by_ids(owners) if owners else {}
     todo = []
     for c in cands:
         legacy_owner = claims.get(f"LEGACY#{c.user.legacy_id}")
         email_owner = claims.get(f"EMAIL#{c.user.email}")
-        if legacy_owner is not None:
+        if legacy_owner == store.ERASED:
+            summary.refuse(c.row, c.user.legacy_id, "this person's imported account was erased; not imported again")
+        elif legacy_owner is not None:
             account = accounts.get(legacy_owner)
             if account is None:  # claimed by a run that stopped before writing the account
                 todo.append(c.resumed_as(legacy_owner))

@@ -164,6 +164,19 @@ class EmailClaim(Model):
     user_id = UnicodeAttribute()
 
 
+class LegacyClaim(Model):
+    """LEGACY#<Django pk>: the account a Django user was imported as.  Kept,
+    marked `erased`, when that account is erased, so that importing the old
+    dump again cannot bring the person back."""
+
+    class Meta(_Meta):
+        table_name = settings().users_table
+
+    pk = UnicodeAttribute(hash_key=True)
+    user_id = UnicodeAttribute()
+    erased = BooleanAttribute(null=True)
+
+
 class OtpItem(Model):
     class Meta(_Meta):
         table_name = settings().otp_table
@@ -398,8 +411,12 @@ def activate_signup(code_key: str, code_hash: str, signup: SignupItem) -> UserIt
 
 def claims(keys: list[str]) -> dict[str, str]:
     """The user id each existing EMAIL#... or LEGACY#... claim names (one
-    strongly consistent BatchGetItem per 100 keys)."""
-    return {key: item["user_id"]["S"] for key, item in _batch_get(keys).items()}
+    strongly consistent BatchGetItem per 100 keys); an erased person's
+    LEGACY# claim names ERASED."""
+    return {key: ERASED if item.get("erased", {}).get("BOOL") else item["user_id"]["S"] for key, item in _batch_get(keys).items()}
+
+
+ERASED = "erased"
 
 
 def users_by_ids(user_ids: list[str]) -> dict[str, UserItem]:
@@ -601,6 +618,8 @@ def erase_account(user: UserItem) -> bool:
     def build(tx: TransactWrite) -> None:
         tx.delete(UserItem(user.pk), condition=UserItem.pk.exists() & (UserItem.user_id == user.user_id))
         tx.delete(EmailClaim(f"EMAIL#{user.email}"), condition=EmailClaim.pk.does_not_exist() | (EmailClaim.user_id == user.user_id))
+        if getattr(user, "legacy_id", None):  # an imported person: a re-import must not bring them back
+            tx.update(LegacyClaim(f"LEGACY#{user.legacy_id}"), actions=[LegacyClaim.user_id.set(user.user_id), LegacyClaim.erased.set(True)])
 
     return not _write_transaction(build)
 
