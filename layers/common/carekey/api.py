@@ -321,6 +321,9 @@ class Route:
     operator: bool = False  # an AWS_IAM route: API Gateway checked the caller's SigV4 signature
     paths: tuple[str, ...] = ()
     elsewhere: bool = False  # served by another function on the same path: only named in Allow and CORS preflights  # only these resources (empty: every path routed to the function)
+    # No gateway authorizer (the route also takes another credential, such as an
+    # enrolment token): a bearer token, when sent, is checked here as the authorizer would.
+    bearer_optional: bool = False
 
     def serves(self, resource: str) -> bool:
         return not self.paths or resource in self.paths
@@ -399,6 +402,8 @@ def _dispatch(routes: dict[str, Routes], event: dict[str, Any]) -> dict[str, Any
             raise refusal
         principal = _principal_of(event)
         if route.protected and principal is None and settings().authorize_in_function:
+            principal = _authorize_here(event)
+        if route.bearer_optional and principal is None and _header(event, "Authorization"):
             principal = _authorize_here(event)
         if route.protected and principal is None:
             raise errors.Unauthorized()

@@ -29,6 +29,7 @@ class Endpoint:
     errors: tuple[int, ...] = ()
     media_type: str = "application/json"
     tag: str = "auth"
+    bearer_optional: bool = False  # a bearer token, or another credential in the body (no gateway authorizer)
 
 
 ENDPOINTS: tuple[Endpoint, ...] = (
@@ -46,7 +47,27 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              response=schemas.ResendOtpResponse, errors=(*BODY_ERRORS, 429)),
     Endpoint("login", "POST", "/login", "Authenticate and receive JWT access and refresh tokens", schemas.LoginRequest,
              example={"email": "user@example.com", "password": "correct horse battery"},
-             response=schemas.LoginResponse, errors=(*BODY_ERRORS, 401, 403, 429)),
+             response=schemas.LoginAnswer, errors=(*BODY_ERRORS, 401, 403, 429)),
+    Endpoint("login_mfa", "POST", "/login/mfa", "The second step of a login: an authenticator code or a recovery code",
+             schemas.LoginMfaRequest, example={"mfa_token": "mfa_...", "code": "123456"},
+             response=schemas.LoginResponse, errors=(*BODY_ERRORS, 401, 429, 503), tag="two-step sign-in"),
+    Endpoint("mfa_status", "GET", "/mfa", "Whether two-step sign-in is on, and how many recovery codes are left",
+             auth=True, response=schemas.MfaStatus, errors=(401,), tag="two-step sign-in"),
+    Endpoint("mfa_totp_setup", "POST", "/mfa/totp/setup",
+             "Start setting up an authenticator app: a new secret, its otpauth URI and QR code (needs the current password)",
+             schemas.MfaSetupRequest, bearer_optional=True, example={"password": "correct horse battery"},
+             response=schemas.MfaSetupResponse, errors=(*BODY_ERRORS, 401), tag="two-step sign-in"),
+    Endpoint("mfa_totp_confirm", "POST", "/mfa/totp/confirm",
+             "Turn two-step sign-in on with a first code from the app: 10 recovery codes, shown once",
+             schemas.MfaConfirmRequest, bearer_optional=True, example={"code": "123456"},
+             response=schemas.MfaConfirmResponse, errors=(*BODY_ERRORS, 401, 429, 503), tag="two-step sign-in"),
+    Endpoint("mfa_totp_disable", "POST", "/mfa/totp/disable", "Turn two-step sign-in off (password and a code); the owner is emailed",
+             schemas.MfaChangeRequest, auth=True, example={"password": "correct horse battery", "code": "123456"},
+             response=schemas.MfaDisabledResponse, errors=(*BODY_ERRORS, 401), tag="two-step sign-in"),
+    Endpoint("mfa_recovery_codes", "POST", "/mfa/recovery-codes",
+             "Make 10 new recovery codes (password and a code); the old ones stop working",
+             schemas.MfaChangeRequest, auth=True, example={"password": "correct horse battery", "code": "123456"},
+             response=schemas.RecoveryCodesResponse, errors=(*BODY_ERRORS, 401), tag="two-step sign-in"),
     Endpoint("forgot_password", "POST", "/forgot-password", "Start a password reset: a code is emailed",
              schemas.EmailOnlyRequest, example={"email": "user@example.com"},
              response=schemas.ForgotPasswordResponse, errors=(*BODY_ERRORS, 429)),
@@ -161,7 +182,27 @@ DETAILS: dict[str, str] = {
     "address. The answer is the same whether or not the address has an account.",
     "login": "Checks the password and starts a session: an RFC 9068 access token (ES256, typ at+jwt) and an opaque "
     "refresh token. Repeated failures lock the account for a growing time; a locked account gets the same 401 as a "
-    "wrong password. 403 only after the right password (unverified or deactivated account).",
+    "wrong password. 403 only after the right password (unverified or deactivated account). With two-step sign-in "
+    "on, the right password answers {mfa_required, mfa_token, methods} and no tokens: POST /login/mfa (or a passkey) "
+    "finishes the login. Under MFA_POLICY=required an account without a second factor answers "
+    "{mfa_enrollment_required, mfa_token}, a token good only for /mfa/totp/setup and /mfa/totp/confirm.",
+    "login_mfa": "Finishes a login that answered mfa_required: the mfa_token (5 minutes, single use, 5 tries, never "
+    "a bearer token) and a 6-digit TOTP code (RFC 6238, SHA-1, 30 s, one step of drift) or a recovery code. A code "
+    "works once: the same code, or one of an earlier time step, is refused, also under parallel requests. Failures "
+    "count toward the account lockout and the per-IP limit; every refusal is the same 401. A recovery code used "
+    "here emails the owner.",
+    "mfa_status": "Whether an authenticator app is set up, how many recovery codes are left and the policy. Never the secret.",
+    "mfa_totp_setup": "With a bearer token and the current password, or with the enrolment token of a login under "
+    "MFA_POLICY=required: a new pending TOTP secret (encrypted under the KMS key at rest, shown only here), its "
+    "otpauth:// URI with issuer and account, and the URI as an SVG QR code. Calling again replaces the pending "
+    "secret. 400 when the password is wrong or two-step sign-in is already on.",
+    "mfa_totp_confirm": "The first code from the app turns two-step sign-in on and answers 10 recovery codes (60 bits "
+    "each, stored as keyed hashes, single use), shown only here. With an enrolment token, the session starts too: the "
+    "answer adds user, access and refresh. 400 Invalid or expired code otherwise.",
+    "mfa_totp_disable": "Needs the current password and a code (TOTP or recovery code); both count toward the lockout. "
+    "Refused under MFA_POLICY=required. The owner is emailed and the trail records it.",
+    "mfa_recovery_codes": "Needs the current password and a code. The 10 new codes replace the old ones at once; the "
+    "owner is emailed and the trail records it.",
     "forgot_password": "Emails a password reset code if the address has an account; the answer is the same either way.",
     "verify_password_reset_otp": "Checks a reset code without using it up, so an app can ask for the new password "
     "only once the code is known to be right.",
@@ -176,7 +217,8 @@ DETAILS: dict[str, str] = {
     "me": "The signed-in user (the same body as GET /profile).",
     "logout": "Ends this session at once (its access and refresh tokens stop working), or every session of the "
     "account with {\"all\": true}.",
-    "change_password": "Needs the current password (guarded like a login). Every other session ends; this one goes on "
+    "change_password": "Needs the current password (guarded like a login), and with two-step sign-in on a `code` "
+    "too (TOTP or recovery code). Every other session ends; this one goes on "
     "with the new token pair in the answer, and the owner is emailed.",
     "delete_account": "Erases the signed-in person's account as an operator's erasure does: the account, its address "
     "(free to register again, as a new person), every session and token, passkeys, second-factor secrets and pending "
@@ -219,9 +261,11 @@ DETAILS: dict[str, str] = {
     "webauthn_register_verify": "Checks the browser's attestation against the challenge, the origin and the relying "
     "party, stores the new passkey under the given name, and emails the owner.",
     "webauthn_login_options": "Answers the options for navigator.credentials.get(). It reads no account, so the answer "
-    "is the same for every email (or none): it reveals nothing about who is registered.",
+    "is the same for every email (or none): it reveals nothing about who is registered. With the mfa_token of a "
+    "password login whose methods include webauthn, the challenge is bound to that account and lists its passkeys.",
     "webauthn_login_verify": "Checks the assertion (signature, challenge, origin, user verification, sign counter) and "
-    "starts a session like POST /login. A sign counter that goes backwards is refused and audited.",
+    "starts a session like POST /login. A sign counter that goes backwards is refused and audited. With the mfa_token "
+    "of a password login, the passkey is that login's second step: it must be the account's, and the token is used up.",
     "webauthn_credentials": "The signed-in user's passkeys: name, when added, when last used. Never a key.",
     "webauthn_credential_delete": "Removes one of the signed-in user's passkeys; another user's passkey id is a 404. "
     "The owner is emailed.",

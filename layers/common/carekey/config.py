@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 from functools import lru_cache
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -89,6 +90,14 @@ class Settings(BaseModel):
     webauthn_origins: str = Field("http://localhost:3000", min_length=1, alias="WEBAUTHN_ORIGINS")
     webauthn_challenge_seconds: int = Field(300, ge=30, le=600, alias="WEBAUTHN_CHALLENGE_SECONDS")
     webauthn_max_passkeys: int = Field(10, ge=1, le=50, alias="WEBAUTHN_MAX_PASSKEYS")
+
+    # Multi-factor sign-in: "optional" (each user chooses) or "required" (a login
+    # without a second factor must set one up first).  TOTP secrets are encrypted
+    # under MFA_KEY_ID (the data key's alias) with kms:Encrypt.
+    mfa_policy: Literal["optional", "required"] = Field("optional", alias="MFA_POLICY")
+    mfa_key_id: str = Field("alias/carekey-data", alias="MFA_KEY_ID")
+    mfa_token_seconds: int = Field(300, ge=60, le=600, alias="MFA_TOKEN_SECONDS")
+    mfa_max_attempts: int = Field(5, ge=1, le=10, alias="MFA_MAX_ATTEMPTS")
 
     @property
     def cors_origins(self) -> frozenset[str]:

@@ -174,3 +174,25 @@ class AuditUnavailable(ServiceError):
     def __init__(self) -> None:
         super().__init__()
         self.headers = {"Retry-After": "5"}
+
+
+class InvalidMfaCode(ServiceError):
+    """A second-factor code refused on a signed-in request (setup, disable, new recovery codes)."""
+
+    error = "Invalid or expired code"
+    message = "The code is wrong, expired or already used."
+
+
+class MfaUnavailable(ServiceError):
+    """A second-factor change that the account's state or the policy does not allow."""
+
+    error = "Two-step sign-in"
+    message = "This change is not possible now."
+
+
+class MfaCodeRefused(InvalidCredentials):
+    """The second step of a login failed: a wrong, used or expired code, or an
+    mfa_token that is unknown, used up, expired or out of tries (one answer for all)."""
+
+    error = "Invalid code"
+    message = "The code is wrong or already used, or the sign-in expired. Sign in again if this persists."

@@ -205,3 +205,8 @@ def locked(email: str) -> bool:
         return True
     seen = store.lock_state(f"login#{ek}")
     return seen is not None and seen.locked_until is not None and int(seen.locked_until) > store.now()
+
+
+def clear_login_lock(email: str) -> None:
+    """A full sign-in succeeded another way (a passkey as the second step): as `login_succeeded`."""
+    store.clear_lock(f"login#{email_key(email)}")

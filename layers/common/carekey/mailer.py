@@ -227,3 +227,51 @@ def send(email: Email) -> bool:
         metrics.add_metric(name="EmailFailures", unit=MetricUnit.Count, value=1)
         return False
     return True
+
+
+def mfa_enabled_notice(to: str) -> Email:
+    return _notice(
+        to,
+        f"Two-step sign-in is on for your {settings().service_name} account",
+        [
+            "An authenticator app was just set up for your account: signing in now needs its code after the password.",
+            "Keep your recovery codes somewhere safe: each one signs you in once if you lose the app.",
+            "If you did not do this, change your password now and contact support.",
+        ],
+    )
+
+
+def mfa_disabled_notice(to: str) -> Email:
+    return _notice(
+        to,
+        f"Two-step sign-in was turned off for your {settings().service_name} account",
+        [
+            "Two-step sign-in was just turned off: your password alone now signs you in.",
+            "If you did this, you need do nothing.",
+            "If you did not, change your password now, turn two-step sign-in back on and contact support.",
+        ],
+    )
+
+
+def recovery_codes_replaced_notice(to: str) -> Email:
+    return _notice(
+        to,
+        f"New recovery codes for your {settings().service_name} account",
+        [
+            "New recovery codes were just made for your account; the old ones no longer work.",
+            "If you did this, keep the new codes somewhere safe.",
+            "If you did not, change your password now and contact support.",
+        ],
+    )
+
+
+def recovery_code_used_notice(to: str, left: int) -> Email:
+    return _notice(
+        to,
+        f"A recovery code of your {settings().service_name} account was used",
+        [
+            f"One of your recovery codes was just used; it will not work again. You have {left} left.",
+            "If you lost your authenticator app, set up a new one and make new recovery codes.",
+            "If this was not you, change your password now and contact support.",
+        ],
+    )

@@ -99,11 +99,11 @@ def _operation(ep: Endpoint, components: _Components) -> dict[str, Any]:
         success = {"description": "Success", "content": _json({"type": "object"})}
     else:
         success = {"description": "Success", "content": {t: {"schema": {"type": "string"}} for t in ep.media_type.split(",")}}
-    if ep.tag in ("auth", "passkeys", "operators"):
+    if ep.tag in ("auth", "passkeys", "two-step sign-in", "operators"):
         success["headers"] = _NO_STORE
     responses = {str(ep.status): success}
     # A 401 of a protected route or of the refresh endpoint is about a token: SimpleJWT's shape.
-    token_errors = ep.auth or ep.name == "token_refresh"
+    token_errors = ep.auth or ep.bearer_optional or ep.name == "token_refresh"
     for status in ep.errors:
         responses[str(status)] = _error_response(status, components, token_errors)
         if ep.operator and status == 403:
@@ -113,6 +113,8 @@ def _operation(ep: Endpoint, components: _Components) -> dict[str, Any]:
     elif ep.auth:
         op["security"] = [{"bearerAuth": []}]
         responses.setdefault("401", _error_response(401, components, True))
+    elif ep.bearer_optional:
+        op["security"] = [{"bearerAuth": []}, {}]  # a bearer token, or the credential the body carries
     else:
         op["security"] = []  # public: no token needed
     op["responses"] = responses
@@ -154,6 +156,7 @@ def document() -> dict[str, Any]:
         "tags": [
             {"name": "auth", "description": "Sign-up, verification, login, tokens, password reset, profile"},
             {"name": "passkeys", "description": "Passkeys (WebAuthn): add one, sign in with one, list and remove them"},
+            {"name": "two-step sign-in", "description": "Authenticator apps (TOTP), recovery codes and the second step of a login"},
             {"name": "sign-in page", "description": "The hosted sign-in page for teams without a front end of their own"},
             {"name": "operators", "description": "The operators' API: AWS_IAM (SigV4) authorization, every call audited with the IAM caller"},
             {"name": "documentation", "description": "This documentation and the token verification keys"},

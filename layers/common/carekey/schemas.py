@@ -147,6 +147,42 @@ class ChangePasswordRequest(Request):
     current_password: Password
     new_password: Password
     confirm_password: Password
+    code: Otp | None = Field(None, description="With two-step sign-in on: a code from the authenticator app, or a recovery code")
+
+
+# ---- two-step sign-in (TOTP and recovery codes) ----
+
+MfaToken = Annotated[
+    StrictStr,
+    Field(max_length=4096, json_schema_extra=_PRINTABLE, description="The mfa_token a login answered with (5 minutes, single use)"),
+    AfterValidator(_no_control_chars),
+]
+MfaCode = Annotated[
+    StrictStr,
+    Field(max_length=64, json_schema_extra=_PRINTABLE, description="A 6-digit code from the authenticator app, or a recovery code"),
+    AfterValidator(_no_control_chars),
+    AfterValidator(_trimmed),
+]
+
+
+class MfaSetupRequest(Request):
+    password: Password | None = Field(None, description="The current password (signed in with a bearer token)")
+    mfa_token: MfaToken | None = Field(None, description="Instead of a bearer token: the enrolment token of a login under MFA_POLICY=required")
+
+
+class MfaConfirmRequest(Request):
+    code: MfaCode
+    mfa_token: MfaToken | None = Field(None, description="Instead of a bearer token: the enrolment token of a login under MFA_POLICY=required")
+
+
+class MfaChangeRequest(Request):
+    password: Password
+    code: MfaCode
+
+
+class LoginMfaRequest(Request):
+    mfa_token: MfaToken
+    code: MfaCode
 
 
 class ChangeEmailRequest(Request):
@@ -192,10 +228,12 @@ class PasskeyRegisterVerifyRequest(Request):
 
 class PasskeyLoginOptionsRequest(Request):
     email: LoginEmail | None = Field(None, description="Optional: the passkey must then belong to this email's account")
+    mfa_token: MfaToken | None = Field(None, description="Optional: the second step of a password login (methods listed webauthn)")
 
 
 class PasskeyLoginVerifyRequest(Request):
     credential: WebAuthnCredential
+    mfa_token: MfaToken | None = Field(None, description="The mfa_token given to login/options, when the passkey is the second step")
 
 
 class ProfileUpdateRequest(Request):
@@ -317,6 +355,56 @@ class LoginResponse(Response):
     access: str
     refresh: str
     message: str
+
+
+class MfaChallengeResponse(Response):
+    """The password was right and the account has a second factor: no tokens yet."""
+
+    mfa_required: Literal[True]
+    mfa_token: str = Field(description="For POST /login/mfa (or the passkey routes): 5 minutes, single use, 5 tries")
+    methods: list[Literal["totp", "recovery_code", "webauthn"]]
+    message: str
+
+
+class MfaEnrollmentResponse(Response):
+    """MFA_POLICY=required and the account has no second factor yet."""
+
+    mfa_enrollment_required: Literal[True]
+    mfa_token: str = Field(description="For POST /mfa/totp/setup and /mfa/totp/confirm only: 5 minutes")
+    message: str
+
+
+class LoginAnswer(RootModel[LoginResponse | MfaChallengeResponse | MfaEnrollmentResponse]):
+    """Tokens, or the second step a login needs first."""
+
+
+class MfaSetupResponse(Response):
+    secret: str = Field(description="Base32 TOTP secret (SHA-1, 6 digits, 30 s), shown this once")
+    otpauth_uri: str = Field(description="otpauth://totp/... with issuer and account, what authenticator apps scan")
+    qr_svg: str = Field(description="The otpauth URI as a QR code, SVG markup")
+
+
+class MfaConfirmResponse(Response):
+    enabled: bool
+    recovery_codes: list[str] = Field(description="10 single-use codes, shown this once")
+    user: User | None = Field(None, description="Enrolment under MFA_POLICY=required: the session starts now")
+    access: str | None = None
+    refresh: str | None = None
+    message: str | None = None
+
+
+class MfaStatus(Response):
+    totp_enabled: bool
+    recovery_codes_left: int
+    policy: Literal["optional", "required"]
+
+
+class MfaDisabledResponse(Response):
+    enabled: bool
+
+
+class RecoveryCodesResponse(Response):
+    recovery_codes: list[str] = Field(description="10 new single-use codes, shown this once; the old ones no longer work")
 
 
 class LogoutResponse(Response):

@@ -41,6 +41,7 @@ from pynamodb.attributes import (
     NumberAttribute,
     TTLAttribute,
     UnicodeAttribute,
+    UnicodeSetAttribute,
     UTCDateTimeAttribute,
 )
 from pynamodb.connection import Connection
@@ -142,6 +143,17 @@ class UserItem(Model):
     date_joined = UTCDateTimeAttribute()
     passkey_count = NumberAttribute(null=True)
     legacy_id = UnicodeAttribute(null=True)  # the Django backend's pk, for an imported account
+    # Two-step sign-in: the TOTP secrets are KMS ciphertexts (base64), the recovery
+    # codes keyed hashes; totp_last_step is the newest time step used (never again).
+    totp_pending = UnicodeAttribute(null=True)
+    totp_secret = UnicodeAttribute(null=True)
+    totp_enabled = BooleanAttribute(null=True)
+    totp_last_step = NumberAttribute(null=True)
+    recovery_codes = UnicodeSetAttribute(null=True)
+
+    @property
+    def mfa_enabled(self) -> bool:
+        return bool(self.totp_enabled) and bool(self.totp_secret)
 
     def public(self) -> User:
         """The user object of the legacy API."""
@@ -301,6 +313,23 @@ class ChallengeItem(Model):
     purpose = UnicodeAttribute()
     user_id = UnicodeAttribute(null=True)
     email_hash = UnicodeAttribute(null=True)
+    expires_at = NumberAttribute()
+    ttl = TTLAttribute(null=True)
+
+
+class MfaTokenItem(Model):
+    """The second step of one login, in the otps table: keyed by the SHA-256 of
+    the mfa_token, bound to the user and the token version of that login, with
+    its tries counted; used up by one conditional delete."""
+
+    class Meta(_Meta):
+        table_name = settings().otp_table
+
+    pk = UnicodeAttribute(hash_key=True)
+    purpose = UnicodeAttribute()  # "mfa.login" or "mfa.enroll"
+    user_id = UnicodeAttribute()
+    token_version = NumberAttribute()
+    attempts = NumberAttribute(default=0)
     expires_at = NumberAttribute()
     ttl = TTLAttribute(null=True)
 
@@ -540,15 +569,17 @@ def replace_password_hash(user: UserItem, new_hash: str) -> bool:
     return True
 
 
-def change_password(user: UserItem, new_hash: str) -> int | None:
+def change_password(user: UserItem, new_hash: str, proof: "MfaProof | None" = None) -> int | None:
     """Set a new password if the old one is still in place; end every session by
-    bumping the token version.  Returns the new token version, or None on a race."""
+    bumping the token version.  With `proof`, the second-factor code is used up
+    in the same write.  Returns the new token version, or None on a race (or a
+    code used meanwhile)."""
     item = UserItem(user.pk)
+    actions, condition = [UserItem.password_hash.set(new_hash), UserItem.token_version.add(1)], UserItem.password_hash == user.password_hash
+    if proof is not None:
+        actions, condition = actions + proof.actions(), condition & proof.condition()
     try:
-        item.update(
-            actions=[UserItem.password_hash.set(new_hash), UserItem.token_version.add(1)],
-            condition=UserItem.password_hash == user.password_hash,
-        )
+        item.update(actions=actions, condition=condition)
     except UpdateError as exc:
         if _condition_failed(exc):
             return None
@@ -1226,3 +1257,175 @@ def is_suppressed(email_key: str) -> bool:
     except DoesNotExist:
         return False
     return True
+
+
+# ---- two-step sign-in: TOTP, recovery codes, mfa tokens ---------------------------
+
+
+@dataclass(frozen=True)
+class MfaProof:
+    """A second-factor code that checked out, used up by the write it joins:
+    a TOTP time step (only if newer than the last one used) or a recovery code
+    (only if still on the account).  Of parallel writes with one code, one wins."""
+
+    secret: str  # the ciphertext the code was checked against: the secret must not have changed
+    step: int | None = None
+    recovery_hash: str | None = None
+
+    def actions(self) -> list[Any]:
+        if self.recovery_hash is not None:
+            return [UserItem.recovery_codes.delete({self.recovery_hash})]
+        assert self.step is not None
+        return [UserItem.totp_last_step.set(self.step)]
+
+    def condition(self) -> Any:
+        base = UserItem.pk.exists() & (UserItem.totp_enabled == True) & (UserItem.totp_secret == self.secret)  # noqa: E712
+        if self.recovery_hash is not None:
+            return base & UserItem.recovery_codes.contains(self.recovery_hash)
+        return base & (UserItem.totp_last_step.does_not_exist() | (UserItem.totp_last_step < self.step))
+
+
+def _update_user(user_id: str, actions: list[Any], condition: Any) -> bool:
+    try:
+        UserItem(f"USER#{user_id}").update(actions=actions, condition=condition)
+    except UpdateError as exc:
+        if _condition_failed(exc):
+            return False
+        raise
+    return True
+
+
+def set_pending_totp(user_id: str, ciphertext: str) -> bool:
+    """Store a new pending secret (replacing any earlier one), unless TOTP is on."""
+    return _update_user(
+        user_id,
+        [UserItem.totp_pending.set(ciphertext)],
+        UserItem.pk.exists() & (UserItem.is_active == True) & (UserItem.totp_enabled.does_not_exist() | (UserItem.totp_enabled == False)),  # noqa: E712
+    )
+
+
+def _enable_actions_and_condition(pending: str, step: int, recovery_hashes: set[str]) -> tuple[list[Any], Any]:
+    actions = [
+        UserItem.totp_secret.set(pending),
+        UserItem.totp_enabled.set(True),
+        UserItem.totp_last_step.set(step),
+        UserItem.recovery_codes.set(recovery_hashes),
+        UserItem.totp_pending.remove(),
+    ]
+    condition = (
+        UserItem.pk.exists()
+        & (UserItem.is_active == True)  # noqa: E712
+        & (UserItem.totp_pending == pending)
+        & (UserItem.totp_enabled.does_not_exist() | (UserItem.totp_enabled == False))  # noqa: E712
+    )
+    return actions, condition
+
+
+def enable_totp(user_id: str, pending: str, step: int, recovery_hashes: set[str]) -> bool:
+    """Turn the checked pending secret into the account's, with its recovery
+    codes and the step just used, if that secret is still the pending one and
+    TOTP is still off: of parallel confirmations, one wins."""
+    actions, condition = _enable_actions_and_condition(pending, step, recovery_hashes)
+    return _update_user(user_id, actions, condition)
+
+
+def disable_totp(user_id: str, proof: MfaProof) -> bool:
+    actions = [
+        UserItem.totp_enabled.set(False),
+        UserItem.totp_secret.remove(),
+        UserItem.totp_pending.remove(),
+        UserItem.recovery_codes.remove(),
+    ]
+    if proof.step is not None:
+        actions.append(UserItem.totp_last_step.set(proof.step))
+    return _update_user(user_id, actions, proof.condition())
+
+
+def replace_recovery_codes(user_id: str, proof: MfaProof, recovery_hashes: set[str]) -> bool:
+    actions = [UserItem.recovery_codes.set(recovery_hashes)]
+    if proof.step is not None:
+        actions.append(UserItem.totp_last_step.set(proof.step))
+    return _update_user(user_id, actions, proof.condition())
+
+
+def put_mfa_token(key: str, purpose: str, user_id: str, token_version: int, ttl_seconds: int) -> None:
+    MfaTokenItem(
+        key,
+        purpose=purpose,
+        user_id=user_id,
+        token_version=token_version,
+        attempts=0,
+        expires_at=now() + ttl_seconds,
+        ttl=_ttl(ttl_seconds + 3600),
+    ).save(condition=MfaTokenItem.pk.does_not_exist())
+
+
+def _live_token(purpose: str) -> Any:
+    return MfaTokenItem.pk.exists() & (MfaTokenItem.purpose == purpose) & (MfaTokenItem.expires_at > now())
+
+
+def peek_mfa_token(key: str, purpose: str, max_attempts: int) -> MfaTokenItem | None:
+    """The token, if live, of this purpose and not out of tries (no try spent)."""
+    try:
+        item = MfaTokenItem.get(key, consistent_read=True)
+    except DoesNotExist:
+        return None
+    if item.purpose != purpose or int(item.expires_at) <= now() or int(item.attempts) >= max_attempts:
+        return None
+    return item
+
+
+def try_mfa_token(key: str, purpose: str, max_attempts: int) -> MfaTokenItem | None:
+    """Spend one of the token's tries (conditional increment): None when the
+    token is unknown, used, expired, of another purpose or out of tries."""
+    try:
+        answer = MfaTokenItem._get_connection().update_item(
+            key,
+            actions=[MfaTokenItem.attempts.add(1)],
+            condition=_live_token(purpose) & (MfaTokenItem.attempts < max_attempts),
+            return_values="ALL_NEW",
+        )
+    except PynamoDBException as exc:
+        if _condition_failed(exc):
+            return None
+        raise
+    return MfaTokenItem.from_raw_data(answer["Attributes"])
+
+
+def drop_mfa_token(key: str) -> None:
+    try:
+        MfaTokenItem(key).delete()
+    except DeleteError:
+        pass
+
+
+def take_mfa_token(key: str, purpose: str) -> bool:
+    """Use the token up alone (one conditional delete): the passkey second step."""
+    try:
+        MfaTokenItem(key).delete(condition=_live_token(purpose))
+    except DeleteError as exc:
+        if _condition_failed(exc):
+            return False
+        raise
+    return True
+
+
+def complete_mfa_login(key: str, purpose: str, user_id: str, proof: MfaProof) -> bool:
+    """Use up the mfa_token and the code in one transaction: the token once, the code once."""
+
+    def build(tx: TransactWrite) -> None:
+        tx.delete(MfaTokenItem(key), condition=_live_token(purpose) & (MfaTokenItem.user_id == user_id))
+        tx.update(UserItem(f"USER#{user_id}"), actions=proof.actions(), condition=proof.condition())
+
+    return not _write_transaction(build)
+
+
+def complete_enrollment(key: str, user_id: str, pending: str, step: int, recovery_hashes: set[str]) -> bool:
+    """Use up the enrolment token and turn TOTP on, in one transaction."""
+    actions, condition = _enable_actions_and_condition(pending, step, recovery_hashes)
+
+    def build(tx: TransactWrite) -> None:
+        tx.delete(MfaTokenItem(key), condition=_live_token("mfa.enroll") & (MfaTokenItem.user_id == user_id))
+        tx.update(UserItem(f"USER#{user_id}"), actions=actions, condition=condition)
+
+    return not _write_transaction(build)

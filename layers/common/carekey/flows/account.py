@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from carekey import audit, errors, limits, mailer, otp, passwords, store, tokens
+from carekey import audit, errors, limits, mailer, mfa, otp, passwords, store, tokens
 from carekey.api import Call, Reply
 from carekey.config import settings
 from carekey.flows import email_work
@@ -47,6 +47,33 @@ def confirm_password(user: store.UserItem, password: str, call: Call, *, field: 
     limits.login_succeeded(gate)
 
 
+def confirm_password_and_code(
+    user: store.UserItem, password: str, code: str, call: Call, *, event: str, field: str = "password", code_field: str | None = None
+) -> tuple[mfa.Checked, str]:
+    """Check the current password and a second-factor code, as one attempt
+    under the login lockout: either wrong counts as a failure (account and IP),
+    and the lock clears only when the caller's write with the code succeeded
+    (`limits.login_succeeded(gate)`).  A wrong code is InvalidMfaCode, or a field
+    error on `code_field` when given."""
+    refusal = {field: ["The current password is incorrect."]}
+    try:
+        gate = limits.login_gate(user.email)
+    except errors.InvalidCredentials:
+        raise errors.FieldErrors(refusal) from None
+    right = passwords.verify_password(password, user.password_hash)
+    checked = mfa.check_code(user, code) if right else None
+    if checked is None:
+        limits.login_failed(user.email)
+        limits.ip_failed(call.client)
+        audit.record(event, "failure", call.client, user_id=user.user_id, detail={"factor": "password" if not right else "code"})
+        if not right:
+            raise errors.FieldErrors(refusal)
+        if code_field:
+            raise errors.FieldErrors({code_field: ["The code is wrong, expired or already used."]})
+        raise errors.InvalidMfaCode()
+    return checked, gate
+
+
 def get_profile(call: Call) -> Reply:
     return Reply(200, _me(call).public())
 
@@ -86,10 +113,27 @@ def change_password(call: Call[ChangePasswordRequest]) -> Reply:
     if passwords.normalise(body.new_password) == passwords.normalise(body.current_password):
         raise errors.FieldErrors({"new_password": [passwords.SAME_AS_CURRENT]})
 
-    confirm_password(user, body.current_password, call, field="current_password", event="password_change")
-    version = store.change_password(user, passwords.hash_password(body.new_password))
+    checked = None
+    if user.mfa_enabled:
+        # Two-step sign-in on: the password alone (a stolen session plus a phished password) is not enough.
+        if not body.code:
+            raise errors.FieldErrors({"code": ["This field is required: a code from your authenticator app, or a recovery code."]})
+        checked, gate = confirm_password_and_code(
+            user, body.current_password, body.code, call, event="password_change", field="current_password", code_field="code"
+        )
+    else:
+        confirm_password(user, body.current_password, call, field="current_password", event="password_change")
+    version = store.change_password(user, passwords.hash_password(body.new_password), proof=checked.proof if checked else None)
     if version is None:
+        if checked is not None:
+            raise errors.FieldErrors({"code": ["The code is wrong, expired or already used."]})
         raise errors.FieldErrors({"current_password": ["The password changed meanwhile; sign in again."]})
+    if checked is not None:
+        limits.login_succeeded(gate)
+        if checked.method == "recovery_code":
+            from carekey.flows.mfa import recovery_code_used
+
+            recovery_code_used(call, user)
 
     # Every other session ends (token version bumped); this one carries on with fresh tokens.
     access, refresh = _renew(call, user.user_id, version)

@@ -44,7 +44,7 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
-from carekey import audit, errors, limits, mailer, otp, store
+from carekey import audit, errors, limits, mailer, mfa, otp, store
 from carekey.api import Call, Reply
 from carekey.config import settings
 from carekey.flows.account import confirm_password
@@ -217,13 +217,24 @@ def register_verify(call: Call[PasskeyRegisterVerifyRequest]) -> Reply:
 
 def login_options(call: Call[PasskeyLoginOptionsRequest]) -> Reply:
     cfg = settings()
-    # No account is read here: the answer cannot depend on whether the email has one.
-    email_hash = otp.email_key(call.body.email) if call.body.email else None
-    challenge = _new_challenge(LOGIN, email_hash=email_hash)
+    allowed: list[PublicKeyCredentialDescriptor] | None = None
+    if call.body.mfa_token is not None:
+        # The second step of a password login: a challenge bound to that account, offering its passkeys.
+        key = mfa.token_key(call.body.mfa_token)
+        item = store.peek_mfa_token(key, mfa.LOGIN, cfg.mfa_max_attempts) if key else None
+        if item is None:
+            raise errors.MfaCodeRefused()
+        challenge = _new_challenge(LOGIN, user_id=item.user_id)
+        allowed = [PublicKeyCredentialDescriptor(id=_unb64url(p.credential_id)) for p in store.passkeys_of(item.user_id)]
+    else:
+        # No account is read here: the answer cannot depend on whether the email has one.
+        email_hash = otp.email_key(call.body.email) if call.body.email else None
+        challenge = _new_challenge(LOGIN, email_hash=email_hash)
     options = generate_authentication_options(
         rp_id=cfg.webauthn_rp_id,
         challenge=challenge,
         timeout=cfg.webauthn_challenge_seconds * 1000,
+        allow_credentials=allowed,
         user_verification=UserVerificationRequirement.REQUIRED,
     )
     return Reply(200, json.loads(options_to_json(options)))
@@ -239,6 +250,13 @@ def _refuse_login(call: Call, outcome: str, user_id: str | None = None, **detail
 def login_verify(call: Call[PasskeyLoginVerifyRequest]) -> Reply:
     cfg = settings()
     admission = limits.ip_guard(call.client)
+    mfa_key = mfa_item = None
+    if call.body.mfa_token is not None:
+        # The passkey as the second step of a password login: spend one of the token's tries first.
+        mfa_key = mfa.token_key(call.body.mfa_token)
+        mfa_item = store.try_mfa_token(mfa_key, mfa.LOGIN, cfg.mfa_max_attempts) if mfa_key else None
+        if mfa_item is None:
+            raise _refuse_login(call, "invalid_mfa_token")
     credential = call.body.credential
     challenge = _signed_challenge(credential)
     ticket = store.take_challenge(_challenge_key(challenge), LOGIN)
@@ -278,10 +296,26 @@ def login_verify(call: Call[PasskeyLoginVerifyRequest]) -> Reply:
         raise _refuse_login(call, "deactivated", user_id)
     if ticket.email_hash is not None and ticket.email_hash != otp.email_key(user.email):
         raise _refuse_login(call, "other_account", user_id)
+    if mfa_item is not None:
+        assert mfa_key is not None
+        if (
+            mfa_item.user_id != user.user_id
+            or ticket.user_id != user.user_id
+            or int(mfa_item.token_version) != int(user.token_version)
+            or not store.take_mfa_token(mfa_key, mfa.LOGIN)
+        ):
+            limits.login_failed(user.email)
+            raise _refuse_login(call, "mfa_token_mismatch", user_id)
+        limits.clear_login_lock(user.email)
     limits.ip_passed(admission)
     pair = start_session(user, call.issuer, call.client)
     audit.record(
-        "login", "success", call.client, user_id=user.user_id, email_hash=otp.email_key(user.email), detail={"method": "passkey"}
+        "login",
+        "success",
+        call.client,
+        user_id=user.user_id,
+        email_hash=otp.email_key(user.email),
+        detail={"method": "password+passkey" if mfa_item is not None else "passkey"},
     )
     metrics.add_metric(name="Logins", unit=MetricUnit.Count, value=1)
     return Reply(200, LoginResponse(user=user.public(), access=pair.access, refresh=pair.refresh, message="Login successful"))

@@ -18,7 +18,7 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from carekey import audit, errors, limits, mailer, otp, passwords, store, tokens
+from carekey import audit, errors, limits, mailer, mfa, otp, passwords, store, tokens
 from carekey.api import Call, Client, Reply
 from carekey.config import settings, token_issuer
 from carekey.flows import email_work
@@ -28,6 +28,8 @@ from carekey.schemas import (
     LoginResponse,
     LogoutRequest,
     LogoutResponse,
+    MfaChallengeResponse,
+    MfaEnrollmentResponse,
     RefreshRequest,
     SessionInfo,
     SessionList,
@@ -98,7 +100,9 @@ def login(call: Call[LoginRequest]) -> Reply:
         raise errors.InvalidCredentials()
     assert user is not None
     limits.ip_passed(admission)
-    limits.login_succeeded(gate)
+    if not user.mfa_enabled:
+        # With a second factor, the lockout clears only when that step succeeds (POST /login/mfa).
+        limits.login_succeeded(gate)
     if not user.is_verified:  # an account created unverified, before sign-ups were kept apart
         audit.record("login", "email_not_verified", call.client, user_id=user.user_id, email_hash=email_hash)
         raise errors.EmailNotVerified(email=user.email, can_resend_otp=True)
@@ -114,6 +118,25 @@ def login(call: Call[LoginRequest]) -> Reply:
             detail = {"legacy_hash_upgraded": check.legacy}
             metrics.add_metric(name="LegacyHashUpgrades", unit=MetricUnit.Count, value=1)
             logger.info("legacy password hash upgraded", extra={"legacy_hash_upgrade": check.legacy})
+    if user.mfa_enabled:
+        methods = ["totp", "recovery_code"] + (["webauthn"] if int(user.passkey_count or 0) > 0 else [])
+        token = mfa.issue_token(user, mfa.LOGIN)
+        audit.record("login", "mfa_required", call.client, user_id=user.user_id, email_hash=email_hash)
+        return Reply(
+            200,
+            MfaChallengeResponse(
+                mfa_required=True, mfa_token=token, methods=methods, message="Enter the code from your authenticator app, or a recovery code."
+            ),
+        )
+    if settings().mfa_policy == "required":
+        token = mfa.issue_token(user, mfa.ENROLL)
+        audit.record("login", "mfa_enrollment_required", call.client, user_id=user.user_id, email_hash=email_hash)
+        return Reply(
+            200,
+            MfaEnrollmentResponse(
+                mfa_enrollment_required=True, mfa_token=token, message="This service requires two-step sign-in: set up an authenticator app."
+            ),
+        )
     pair = start_session(user, call.issuer, call.client)
     audit.record("login", "success", call.client, user_id=user.user_id, email_hash=email_hash, detail=detail)
     metrics.add_metric(name="Logins", unit=MetricUnit.Count, value=1)
