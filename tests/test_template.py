@@ -57,9 +57,9 @@ def test_every_catalogued_endpoint_is_a_route_and_back():
 
 
 def test_one_function_per_step_each_with_its_own_kms_encrypted_log_group():
-    # twenty-two steps, account deletion, the operators' API and its audit reader, the audit writer, the email
+    # twenty-four steps, account deletion, the operators' API and its audit reader, the audit writer, the email
     # sender and the SES feedback consumer
-    assert len(FUNCTIONS) == 28
+    assert len(FUNCTIONS) == 30
     retention = T["Parameters"]["FunctionLogRetentionDays"]
     assert retention["Default"] == 90 and min(retention["AllowedValues"]) >= 30
     for name, fn in FUNCTIONS.items():
@@ -272,7 +272,7 @@ def test_password_hashing_functions_get_a_full_vcpu():
     hashing = {n for n, f in FUNCTIONS.items() if f["Properties"].get("MemorySize") == {"Ref": "PasswordFunctionMemorySize"}}
     assert hashing == {
         "RegisterFunction", "LoginFunction", "ResetPasswordFunction", "ChangePasswordFunction", "ChangeEmailFunction",
-        "WebAuthnRegisterFunction", "DeleteAccountFunction", "AdminUsersFunction",
+        "WebAuthnRegisterFunction", "DeleteAccountFunction", "AdminUsersFunction", "MfaFunction",
     }
     assert T["Globals"]["Function"]["MemorySize"] == {"Ref": "FunctionMemorySize"}
 
