@@ -98,7 +98,9 @@ def test_setup_answers_a_secret_its_uri_and_a_qr_code_and_keeps_it_encrypted(api
     user = store.user_by_email(EMAIL)
     assert secret not in (user.totp_pending or "") and not user.totp_enabled
     assert mfa.unseal(user.totp_pending, user.user_id) == secret
-    with pytest.raises(Exception):
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError):
         client("kms").decrypt(CiphertextBlob=base64.b64decode(user.totp_pending), EncryptionContext={"purpose": "totp-secret", "user_id": "someone"})
 
 
@@ -395,7 +397,9 @@ def test_new_recovery_codes_replace_the_old_ones(api, clock, outbox, settings_ov
     assert api.post("/login/mfa", {"mfa_token": _challenge(api)["mfa_token"], "code": old[1]}).status == 401
     assert api.post("/login/mfa", {"mfa_token": _challenge(api)["mfa_token"], "code": new[0]}).status == 200
     assert any(m["subject"].startswith("New recovery codes") for m in outbox.to(EMAIL))
+    assert any(m["subject"].startswith("A recovery code of your") for m in outbox.to(EMAIL))  # old[0] was used
     assert ("mfa.recovery_codes", "replaced") in _events(tokens["user"]["id"])
+    assert ("mfa.recovery_code", "used") in _events(tokens["user"]["id"])
     # And a wrong code makes none
     assert api.post("/mfa/recovery-codes", {"password": PASSWORD, "code": "000000"}, token=tokens["access"]).status == 400
 

@@ -155,6 +155,8 @@ def disable(call: Call[MfaChangeRequest]) -> Reply:
     if not store.disable_totp(user.user_id, checked.proof):
         raise errors.InvalidMfaCode()
     limits.login_succeeded(gate)
+    if checked.method == "recovery_code":
+        recovery_code_used(call, user)
     mailer.send(mailer.mfa_disabled_notice(user.email))
     audit.record("mfa.disable", "success", call.client, user_id=user.user_id, email_hash=otp.email_key(user.email), detail={"method": checked.method})
     metrics.add_metric(name="MfaDisabled", unit=MetricUnit.Count, value=1)
@@ -171,6 +173,8 @@ def regenerate_recovery_codes(call: Call[MfaChangeRequest]) -> Reply:
     if not store.replace_recovery_codes(user.user_id, checked.proof, hashes):
         raise errors.InvalidMfaCode()
     limits.login_succeeded(gate)
+    if checked.method == "recovery_code":
+        recovery_code_used(call, user)
     mailer.send(mailer.recovery_codes_replaced_notice(user.email))
     audit.record("mfa.recovery_codes", "replaced", call.client, user_id=user.user_id, email_hash=otp.email_key(user.email))
     return Reply(200, RecoveryCodesResponse(recovery_codes=codes))
