@@ -414,3 +414,71 @@ def test_two_step_sign_in_through_the_page(browser, local_api, tmp_path):
     j.nothing_stored()
     assert j.csp_violations == []
     context.close()
+
+
+@skip_without_browser
+@pytest.mark.skipif(not HAS_TWO_STEP_SIGN_IN, reason="two-step sign-in (/login/mfa) is not in this build")
+def test_setting_up_an_authenticator_app_in_the_account_view(browser, local_api, tmp_path):
+    import base64
+
+    import pyotp
+    from playwright.sync_api import expect
+
+    # Given a signed-in person on their account view
+    email = "enrol.app@example.com"
+    local_api.signed_in_user(email, PASSWORD)
+    shots = Path(os.environ.get("UI_SCREENSHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    context = browser.new_context(viewport={"width": 480, "height": 1400})
+    page = context.new_page()
+    j = Journey(page, local_api, shots)
+    j.step = 60
+    page.goto(local_api.url.replace("127.0.0.1", "localhost") + "/ui")
+    signin = j.view("signin")
+    signin.get_by_label("Email").fill(email)
+    signin.get_by_label("Password").fill(PASSWORD)
+    signin.get_by_role("button", name="Sign in", exact=True).click()
+    account = j.view("account")
+    expect(page.locator("#twostep-state")).to_contain_text("Off")
+
+    # When they open the set-up, give their password, and see the QR code and the key
+    account.get_by_text("Set up an authenticator app").click()
+    page.locator("#twostep-password").fill(PASSWORD)
+    account.get_by_role("button", name="Show the QR code").click()
+    expect(page.locator("#twostep-enrol")).to_be_visible()
+    secret = page.locator("#twostep-secret").inner_text()
+    assert len(base64.b32decode(secret)) == 20
+    qr = page.locator("#twostep-qr")
+    assert qr.get_attribute("src").startswith("data:image/svg+xml;base64,")
+    assert page.evaluate("() => document.getElementById('twostep-qr').naturalWidth") > 0  # the SVG renders under the CSP
+    j.accessible()
+    j.shoot("authenticator-qr")
+
+    # And confirm with the app's code (pyotp stands in for the phone)
+    page.locator("#twostep-code").fill(pyotp.TOTP(secret).now())
+    account.get_by_role("button", name="Turn on two-step sign-in").click()
+
+    # Then two-step sign-in is on, the ten recovery codes are shown once, and nothing is stored
+    codes = page.locator("#twostep-recovery-list li")
+    expect(codes).to_have_count(10)
+    expect(page.locator("#twostep-state")).to_contain_text("On")
+    expect(page.locator("#twostep-enrol")).to_be_hidden()
+    assert page.locator("#twostep-secret").inner_text() == ""
+    j.accessible()
+    j.shoot("authenticator-recovery-codes")
+    recovery = codes.first.inner_text()
+    j.nothing_stored()
+
+    # And the next sign-in asks for the second step, which a recovery code passes
+    page.get_by_role("button", name="Sign out", exact=True).click()
+    expect(page.locator("#twostep-recovery-list li")).to_have_count(0)
+    signin = j.view("signin")
+    signin.get_by_label("Email").fill(email)
+    signin.get_by_label("Password").fill(PASSWORD)
+    signin.get_by_role("button", name="Sign in", exact=True).click()
+    second = j.view("mfa")
+    second.get_by_label("Code").fill(recovery)
+    second.get_by_role("button", name="Continue").click()
+    j.view("account")
+    assert j.csp_violations == []
+    context.close()

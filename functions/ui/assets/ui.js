@@ -74,6 +74,9 @@
     session.user = null;
     $('who').hidden = true;
     $('who').textContent = '';
+    forgetEnrolment();
+    $('twostep-recovery').hidden = true;
+    $('twostep-recovery-list').replaceChildren();
   }
 
   // ---- messages and field errors --------------------------------------------------
@@ -313,6 +316,7 @@
     if (profile.ok) fillProfile(profile.data);
     await loadSessions();
     await loadPasskeys();
+    await loadTwoStep();
   }
 
   onSubmit('form-profile', async (form, data) => {
@@ -324,6 +328,7 @@
   });
 
   onSubmit('form-password', async (form, data) => {
+    if (!data.code) delete data.code;
     const answer = await api('POST', '/change-password', data, true);
     if (!answer.ok) return showProblem(form, answer);
     keep(answer.data);
@@ -443,6 +448,54 @@
 
   onClick('signout', () => signOut(false));
   onClick('signout-all', () => signOut(true));
+
+  // ---- two-step sign-in (an authenticator app) -----------------------------------
+
+  async function loadTwoStep() {
+    const answer = await api('GET', '/mfa', undefined, true);
+    if (!answer.ok) return;
+    const on = answer.data.totp_enabled;
+    $('twostep-state').textContent = on
+      ? `On: signing in asks for a code from your authenticator app. Recovery codes left: ${answer.data.recovery_codes_left}.`
+      : 'Off: your password alone signs you in. An authenticator app adds a second step.';
+    $('twostep-add').hidden = on;
+    $('password-code-field').hidden = !on;
+  }
+
+  function forgetEnrolment() {
+    $('twostep-enrol').hidden = true;
+    $('twostep-qr').removeAttribute('src');
+    $('twostep-secret').textContent = '';
+  }
+
+  onSubmit('form-twostep-setup', async (form, data) => {
+    const answer = await api('POST', '/mfa/totp/setup', { password: data.password }, true);
+    if (!answer.ok) return showProblem(form, answer);
+    form.reset();
+    // An <img> of the SVG: the markup is never put into the page, and the CSP allows data: images only.
+    $('twostep-qr').src = 'data:image/svg+xml;base64,' + btoa(answer.data.qr_svg);
+    $('twostep-secret').textContent = answer.data.secret;
+    $('twostep-enrol').hidden = false;
+    $('twostep-code').focus();
+  });
+
+  onSubmit('form-twostep-confirm', async (form, data) => {
+    const answer = await api('POST', '/mfa/totp/confirm', { code: data.code.trim() }, true);
+    if (!answer.ok) return showProblem(form, answer);
+    form.reset();
+    forgetEnrolment();
+    $('twostep-add').open = false;
+    const list = $('twostep-recovery-list');
+    list.replaceChildren();
+    for (const code of answer.data.recovery_codes) {
+      const item = document.createElement('li');
+      item.textContent = code;
+      list.append(item);
+    }
+    $('twostep-recovery').hidden = false;
+    say('notice', 'Two-step sign-in is on. Save your recovery codes now: they are not shown again.');
+    loadTwoStep();
+  });
 
   // ---- passkeys -------------------------------------------------------------------
 
