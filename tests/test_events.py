@@ -21,6 +21,7 @@ EXPECTED = {
     "verify_otp": 400,
     "resend_otp": 200,
     "login": 401,
+    "login_mfa": 401,  # the sample's mfa_token was never issued
     "forgot_password": 200,
     "verify_password_reset_otp": 400,
     "reset_password": 400,
@@ -34,6 +35,7 @@ EXPECTED = {
     "webauthn_register": 401,  # the sample's user id does not exist
     "webauthn_login": 200,
     "webauthn_credentials": 401,
+    "mfa": 401,  # the sample's user id does not exist
     "ui": 200,
     "admin_users": 404,  # signed by an operator; the sample's user id does not exist
     "admin_audit": 404,  # no record names the sample's user id
