@@ -536,13 +536,30 @@ def test_other_methods_get_405(api):
     assert api.get("/mfa/totp/setup").status == 405
 
 
-def test_logs_hold_no_secret_code_or_token(api, clock, capsys):
+@pytest.fixture
+def service_logs():
+    """Everything the service logs, formatted as in Lambda."""
+    import io
+    import logging
+
+    from carekey.observability import logger
+
+    sink = io.StringIO()
+    handler = logging.StreamHandler(sink)
+    handler.setFormatter(logger.registered_formatter)
+    logger._logger.addHandler(handler)
+    yield sink
+    logger._logger.removeHandler(handler)
+
+
+def test_logs_hold_no_secret_code_or_token(api, clock, capsys, service_logs):
     tokens, secret, recovery = _enrolled(api, clock)
     challenge = _challenge(api)
     api.post("/login/mfa", {"mfa_token": challenge["mfa_token"], "code": "000000"})
     api.post("/login/mfa", {"mfa_token": challenge["mfa_token"], "code": recovery[0]})
+    api.post("/mfa/totp/setup", {"password": PASSWORD}, token=tokens["access"])
     captured = capsys.readouterr()
-    logs = captured.out + captured.err
+    logs = captured.out + captured.err + service_logs.getvalue()
     assert "request refused" in logs  # the capture really holds the service's logs
     for value in (secret, recovery[0], challenge["mfa_token"]):
         assert value not in logs
