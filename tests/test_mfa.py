@@ -563,3 +563,13 @@ def test_logs_hold_no_secret_code_or_token(api, clock, capsys, service_logs):
     assert "request refused" in logs  # the capture really holds the service's logs
     for value in (secret, recovery[0], challenge["mfa_token"]):
         assert value not in logs
+
+
+def test_the_self_documenting_root_describes_two_step_sign_in(api):
+    # When a client reads GET /
+    doc = api.get("/").json()
+    # Then every route, the flow and the policy are there
+    for name in ("login_mfa", "mfa_status", "mfa_totp_setup", "mfa_totp_confirm", "mfa_totp_disable", "mfa_recovery_codes"):
+        assert name in doc["endpoints"], name
+    assert any("/login/mfa" in step for step in doc["authentication_flows"]["two_step_sign_in_flow"])
+    assert doc["specifications"]["two_step_sign_in"]["policy"] == "optional"

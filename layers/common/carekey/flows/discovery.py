@@ -63,6 +63,12 @@ def api_root(call: Call) -> Reply:
                     "3. POST /webauthn/login/options {email?} - Options for navigator.credentials.get()",
                     "4. POST /webauthn/login/verify {credential} - Tokens, as POST /login gives",
                 ],
+                "two_step_sign_in_flow": [
+                    "1. POST /mfa/totp/setup {password} (Bearer) - A secret, its otpauth URI and QR code for the authenticator app",
+                    "2. POST /mfa/totp/confirm {code} (Bearer) - Turns it on; 10 recovery codes, shown once",
+                    "3. POST /login - {mfa_required, mfa_token, methods} instead of tokens",
+                    "4. POST /login/mfa {mfa_token, code} - Tokens, as POST /login gives (a TOTP code or a recovery code)",
+                ],
                 "session_flow": [
                     "1. Send 'Authorization: Bearer <access>' to protected endpoints",
                     "2. POST /token/refresh - Rotate tokens before the access token expires",
@@ -106,6 +112,13 @@ def api_root(call: Call) -> Reply:
                     "max_per_account": cfg.webauthn_max_passkeys,
                     "user_verification": "required",
                     "discoverable_credentials": "required (sign in without typing an email)",
+                },
+                "two_step_sign_in": {
+                    "policy": cfg.mfa_policy,
+                    "totp": "RFC 6238: SHA-1, 6 digits, 30-second steps, one step of drift; each code works once",
+                    "recovery_codes": "10, single use, shown once",
+                    "mfa_token_lifetime_seconds": cfg.mfa_token_seconds,
+                    "mfa_token_max_attempts": cfg.mfa_max_attempts,
                 },
                 "request_body_limit_bytes": cfg.max_body_bytes,
             },
