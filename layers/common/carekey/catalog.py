@@ -123,7 +123,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("webauthn_login_options", "POST", "/webauthn/login/options",
              "Start signing in with a passkey: request options for navigator.credentials.get() (the same for every email)",
              schemas.PasskeyLoginOptionsRequest, example={"email": "user@example.com"},
-             response=schemas.PasskeyRequestOptions, errors=BODY_ERRORS, tag="passkeys"),
+             response=schemas.PasskeyRequestOptions, errors=(*BODY_ERRORS, 401), tag="passkeys"),
     Endpoint("webauthn_login_verify", "POST", "/webauthn/login/verify",
              "Sign in with the browser's passkey assertion: access and refresh tokens",
              schemas.PasskeyLoginVerifyRequest,

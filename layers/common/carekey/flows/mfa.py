@@ -52,7 +52,7 @@ def _enrolment(call: Call, token: str, *, spend_try: bool) -> tuple[str, store.M
     user = store.user_by_id(item.user_id) if item is not None else None
     if key is None or item is None or user is None or not user.is_active or int(user.token_version) != int(item.token_version):
         audit.record("mfa.enroll", "invalid_token", call.client, user_id=item.user_id if item else None)
-        raise errors.MfaCodeRefused()
+        raise errors.InvalidToken()  # the documented 401 of these routes: a token refused
     return key, item, user
 
 
