@@ -482,3 +482,54 @@ def test_setting_up_an_authenticator_app_in_the_account_view(browser, local_api,
     j.view("account")
     assert j.csp_violations == []
     context.close()
+
+
+@skip_without_browser
+@pytest.mark.skipif(not HAS_TWO_STEP_SIGN_IN, reason="two-step sign-in (/login/mfa) is not in this build")
+def test_a_required_policy_makes_the_page_set_up_an_app_before_the_account(browser, tmp_path_factory, tmp_path):
+    import pyotp
+    from playwright.sync_api import expect
+
+    from local import runner
+
+    # Given a deployment that requires two-step sign-in, and an account without it
+    required = runner.start(tmp_path_factory.mktemp("required-api"), BCRYPT_COST="4", MFA_POLICY="required")
+    try:
+        email = "must.enrol@example.com"
+        assert required.post("/register", {"email": email, "password": PASSWORD, "password2": PASSWORD}).status_code == 201
+        assert required.post("/verify-otp", {"email": email, "otp": required.code_for(email)}).status_code == 200
+        context = browser.new_context(viewport={"width": 480, "height": 1400})
+        page = context.new_page()
+        j = Journey(page, required, Path(os.environ.get("UI_SCREENSHOTS") or tmp_path))
+        j.step = 70
+        page.goto(required.url.replace("127.0.0.1", "localhost") + "/ui")
+
+        # When they sign in with their password
+        signin = j.view("signin")
+        signin.get_by_label("Email").fill(email)
+        signin.get_by_label("Password").fill(PASSWORD)
+        signin.get_by_role("button", name="Sign in", exact=True).click()
+
+        # Then the page sets up an authenticator app first: a QR code and the key
+        enrol = j.view("enrol")
+        assert page.evaluate("() => document.getElementById('enrol-qr').naturalWidth") > 0
+        secret = page.locator("#enrol-secret").inner_text()
+        j.accessible()
+        j.shoot("required-enrolment")
+        # a wrong code is refused with the API's message
+        enrol.get_by_label("Code from the app").fill("000000" if pyotp.TOTP(secret).now() != "000000" else "111111")
+        enrol.get_by_role("button", name="Turn on and sign in").click()
+        j.error()
+        # And the app's code turns it on and signs them in, showing the recovery codes once
+        enrol.get_by_label("Code from the app").fill(pyotp.TOTP(secret).now())
+        enrol.get_by_role("button", name="Turn on and sign in").click()
+        account = j.view("account")
+        expect(account.locator('[data-user="email"]')).to_have_text(email)
+        expect(page.locator("#twostep-recovery-list li")).to_have_count(10)
+        expect(page.locator("#twostep-state")).to_contain_text("On")
+        assert page.locator("#enrol-secret").inner_text() == ""
+        j.nothing_stored()
+        assert j.csp_violations == []
+        context.close()
+    finally:
+        required.stop()

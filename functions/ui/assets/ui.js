@@ -10,10 +10,11 @@
   const session = { access: null, refresh: null, user: null };
   let pendingEmail = '';
   let mfaToken = null; // the second step's token, from /login: memory only, like the session's
+  let enrolToken = null; // under MFA_POLICY=required: the token that may only set up an authenticator app
   let flash = null; // a message to show on the next view
 
   const $ = (id) => document.getElementById(id);
-  const views = ['signin', 'mfa', 'signup', 'verify', 'forgot', 'reset', 'account'];
+  const views = ['signin', 'mfa', 'enrol', 'signup', 'verify', 'forgot', 'reset', 'account'];
   const needsSession = new Set(['account']);
   const needsEmail = new Set(['verify', 'reset']);
 
@@ -171,6 +172,7 @@
     if (needsSession.has(view) && !session.access) view = 'signin';
     if (needsEmail.has(view) && !pendingEmail) view = view === 'reset' ? 'forgot' : 'signin';
     if (view === 'mfa' && !mfaToken) view = 'signin';
+    if (view === 'enrol' && !enrolToken) view = 'signin';
     if (view === 'signin' && session.access) view = 'account';
     if (location.hash !== '#' + view) history.replaceState(null, '', '#' + view);
     for (const name of views) $('view-' + name).hidden = name !== view;
@@ -229,7 +231,14 @@
       return go('mfa');
     }
     if (answer.ok && answer.data.mfa_enrollment_required) {
-      return say('error', 'This service requires two-step sign-in. Set it up in your app first, then sign in here.');
+      // The password was right; the service requires a second factor this account has not set up yet.
+      const setup = await api('POST', '/mfa/totp/setup', { mfa_token: answer.data.mfa_token });
+      if (!setup.ok) return showProblem(form, setup);
+      enrolToken = answer.data.mfa_token;
+      $('form-signin').reset();
+      $('enrol-qr').src = 'data:image/svg+xml;base64,' + btoa(setup.data.qr_svg);
+      $('enrol-secret').textContent = setup.data.secret;
+      return go('enrol');
     }
     if (answer.ok) return signedIn(answer.data);
     if (answer.status === 403 && answer.data.can_resend_otp) {
@@ -246,6 +255,22 @@
     if (!answer.ok) return showProblem(form, answer);
     mfaToken = null;
     form.reset();
+    signedIn(answer.data);
+  });
+
+  function forgetEnrolToken() {
+    enrolToken = null;
+    $('enrol-qr').removeAttribute('src');
+    $('enrol-secret').textContent = '';
+  }
+
+  onSubmit('form-enrol', async (form, data) => {
+    const answer = await api('POST', '/mfa/totp/confirm', { mfa_token: enrolToken, code: data.code.trim() });
+    if (!answer.ok) return showProblem(form, answer);
+    forgetEnrolToken();
+    form.reset();
+    showRecoveryCodes(answer.data.recovery_codes);
+    flash = { notice: 'Two-step sign-in is on. Save your recovery codes now: they are not shown again.' };
     signedIn(answer.data);
   });
 
@@ -485,17 +510,21 @@
     form.reset();
     forgetEnrolment();
     $('twostep-add').open = false;
+    showRecoveryCodes(answer.data.recovery_codes);
+    say('notice', 'Two-step sign-in is on. Save your recovery codes now: they are not shown again.');
+    loadTwoStep();
+  });
+
+  function showRecoveryCodes(codes) {
     const list = $('twostep-recovery-list');
     list.replaceChildren();
-    for (const code of answer.data.recovery_codes) {
+    for (const code of codes) {
       const item = document.createElement('li');
       item.textContent = code;
       list.append(item);
     }
     $('twostep-recovery').hidden = false;
-    say('notice', 'Two-step sign-in is on. Save your recovery codes now: they are not shown again.');
-    loadTwoStep();
-  });
+  }
 
   // ---- passkeys -------------------------------------------------------------------
 
