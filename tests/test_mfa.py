@@ -574,3 +574,52 @@ def test_the_self_documenting_root_describes_two_step_sign_in(api):
         assert name in doc["endpoints"], name
     assert any("/login/mfa" in step for step in doc["authentication_flows"]["two_step_sign_in_flow"])
     assert doc["specifications"]["two_step_sign_in"]["policy"] == "optional"
+
+
+# ---- other sensitive changes need the second factor too --------------------------------
+
+
+def test_deleting_your_account_needs_a_code_when_totp_is_on_and_the_code_serves_once(api, clock):
+    # Given a signed-in user with an authenticator app
+    tokens, secret, _ = _enrolled(api, clock)
+    # When they delete their account with the password alone, or a wrong code
+    missing = api.request("DELETE", "/profile", {"password": PASSWORD}, token=tokens["access"])
+    wrong = api.request("DELETE", "/profile", {"password": PASSWORD, "code": "000000"}, token=tokens["access"])
+    # Then both are refused on `code` and the account stays
+    assert missing.status == 400 and "code" in missing.json(), missing.body
+    assert wrong.status == 400 and "code" in wrong.json(), wrong.body
+    assert store.user_by_email(EMAIL) is not None
+    # And with a right code it is erased
+    right = api.request("DELETE", "/profile", {"password": PASSWORD, "code": _code(secret, clock)}, token=tokens["access"])
+    assert right.status == 200, right.body
+    assert store.user_by_email(EMAIL) is None
+
+
+def test_changing_your_email_needs_a_code_when_totp_is_on_and_a_code_is_not_taken_twice(api, clock, outbox, settings_override):
+    settings_override(OTP_RESEND_COOLDOWN_SECONDS="0")
+    tokens, secret, recovery = _enrolled(api, clock)
+    body = {"password": PASSWORD, "new_email": "mira.new@example.com"}
+    # When the change is asked for without a code
+    missing = api.post("/change-email", body, token=tokens["access"])
+    assert missing.status == 400 and "code" in missing.json(), missing.body
+    # Then nothing goes to the new address
+    assert outbox.to("mira.new@example.com") == []
+    # And with a code it starts, once: the same code again is refused
+    code = _code(secret, clock)
+    assert api.post("/change-email", {**body, "code": code}, token=tokens["access"]).status == 200
+    again = api.post("/change-email", {**body, "code": code}, token=tokens["access"])
+    assert again.status == 400 and "code" in again.json(), again.body
+    # And a recovery code serves once as well, and its owner hears of its use
+    assert api.post("/change-email", {**body, "code": recovery[0]}, token=tokens["access"]).status == 200
+    assert api.post("/change-email", {**body, "code": recovery[0]}, token=tokens["access"]).status == 400
+    assert len(store.user_by_email(EMAIL).recovery_codes) == 9
+
+
+def test_ten_parallel_deletions_with_one_code_erase_once_and_never_fail_open(api, clock):
+    tokens, secret, _ = _enrolled(api, clock)
+    code = _code(secret, clock)
+    with ThreadPoolExecutor(10) as pool:
+        answers = list(pool.map(lambda _: api.request("DELETE", "/profile", {"password": PASSWORD, "code": code}, token=tokens["access"]), range(10)))
+    assert sorted(r.status for r in answers).count(200) == 1, [(r.status, r.body) for r in answers]
+    assert all(r.status in (200, 400, 401) for r in answers)
+    assert store.user_by_email(EMAIL) is None

@@ -336,7 +336,10 @@ def test_only_the_functions_that_sign_tokens_can_read_the_signing_seed():
         for arn in role["Properties"].get("ManagedPolicyArns", []):
             assert arn != {"Ref": "SigningPolicy"}, name
     # Then exactly the functions that issue tokens can, and the verifiers read only the public keys
-    assert readers == {"LoginFunction", "TokenRefreshFunction", "ChangePasswordFunction", "ChangeEmailFunction", "WebAuthnLoginFunction"}
+    assert readers == {
+        "LoginFunction", "LoginMfaFunction", "MfaFunction", "TokenRefreshFunction", "ChangePasswordFunction", "ChangeEmailFunction",
+        "WebAuthnLoginFunction",
+    }
     for verifier in ("AuthorizerFunction", "JwksFunction"):
         assert {"Ref": "PublicKeysPolicy"} in _policies_of(FUNCTIONS[verifier]), verifier
     public = _statements(R["PublicKeysPolicy"])
@@ -354,11 +357,16 @@ def test_the_http_api_option_gives_protected_functions_the_public_keys_not_the_s
 
 
 def test_every_kms_grant_to_a_function_names_the_service_it_goes_through():
-    # The data key is used only through AWS services; the audit MAC key's grants are
-    # direct KMS calls (GenerateMac, VerifyMac), where kms:ViaService does not apply.
+    # The data key is used through AWS services; the direct KMS calls are the audit MAC
+    # key's (GenerateMac, VerifyMac) and the TOTP secrets' (Encrypt, Decrypt), where
+    # kms:ViaService does not apply: the latter are bound to their encryption context.
     for name, policy in _of("AWS::IAM::ManagedPolicy").items():
         for s in _statements(policy):
             kms = [a for a in _actions(s) if a.startswith("kms:")]
             if not kms or name == "AuditReadPolicy" and kms == ["kms:VerifyMac"]:
+                continue
+            if name == "MfaSecretPolicy":
+                assert sorted(kms) == ["kms:Decrypt", "kms:Encrypt"]
+                assert s["Condition"]["StringEquals"] == {"kms:EncryptionContext:purpose": "totp-secret"}
                 continue
             assert "kms:ViaService" in s.get("Condition", {}).get("StringEquals", {}), name

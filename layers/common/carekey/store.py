@@ -1341,6 +1341,12 @@ def disable_totp(user_id: str, proof: MfaProof) -> bool:
     return _update_user(user_id, actions, proof.condition())
 
 
+def use_mfa_proof(user_id: str, proof: MfaProof) -> bool:
+    """Use a checked second-factor code up on its own (a change whose main write
+    comes later, or is an erasure): of parallel uses of one code, one wins."""
+    return _update_user(user_id, proof.actions(), proof.condition())
+
+
 def replace_recovery_codes(user_id: str, proof: MfaProof, recovery_hashes: set[str]) -> bool:
     actions = [UserItem.recovery_codes.set(recovery_hashes)]
     if proof.step is not None:

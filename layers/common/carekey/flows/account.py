@@ -49,7 +49,7 @@ def confirm_password(user: store.UserItem, password: str, call: Call, *, field: 
 
 def confirm_password_and_code(
     user: store.UserItem, password: str, code: str, call: Call, *, event: str, field: str = "password", code_field: str | None = None
-) -> tuple[mfa.Checked, str]:
+) -> tuple[mfa.Checked, limits.LoginGate]:
     """Check the current password and a second-factor code, as one attempt
     under the login lockout: either wrong counts as a failure (account and IP),
     and the lock clears only when the caller's write with the code succeeded
@@ -64,6 +64,8 @@ def confirm_password_and_code(
     checked = mfa.check_code(user, code) if right else None
     if checked is None:
         limits.login_failed(user.email)
+        if gate.locks:
+            email_work.login_locked(user.email, call.client)
         limits.ip_failed(call.client)
         audit.record(event, "failure", call.client, user_id=user.user_id, detail={"factor": "password" if not right else "code"})
         if not right:
@@ -146,14 +148,24 @@ def change_password(call: Call[ChangePasswordRequest]) -> Reply:
     )
 
 
-def confirm_second_factor(user: store.UserItem, code: str | None) -> None:
-    """Where two-step sign-in is on, a sensitive change also needs its code.
+def confirm_password_and_second_factor(user: store.UserItem, password: str, code: str | None, call: Call, *, field: str, event: str) -> None:
+    """The checks of a sensitive change: the current password and, where two-step
+    sign-in is on, a code as well, used up at once (the same code cannot serve
+    twice, also when two requests race).  A missing or refused code is a field
+    error on `code`."""
+    if not user.mfa_enabled:
+        confirm_password(user, password, call, field=field, event=event)
+        return
+    if not code:
+        raise errors.FieldErrors({"code": ["This field is required: a code from your authenticator app, or a recovery code."]})
+    checked, gate = confirm_password_and_code(user, password, code, call, event=event, field=field, code_field="code")
+    if not store.use_mfa_proof(user.user_id, checked.proof):
+        raise errors.FieldErrors({"code": ["The code is wrong, expired or already used."]})
+    limits.login_succeeded(gate)
+    if checked.method == "recovery_code":
+        from carekey.flows.mfa import recovery_code_used
 
-    The account model says whether it is on (`mfa_enabled`); until the code
-    check is wired here, an account with it on is refused (fails closed)
-    rather than let through on the password alone."""
-    if getattr(user, "mfa_enabled", False):
-        raise errors.FieldErrors({"code": ["Enter the code from your authenticator app." if not code else "The code is incorrect."]})
+        recovery_code_used(call, user)
 
 
 def delete_account(call: Call[DeleteAccountRequest]) -> Reply:
@@ -162,8 +174,7 @@ def delete_account(call: Call[DeleteAccountRequest]) -> Reply:
     from carekey.flows import erasure
 
     user = _me(call)
-    confirm_password(user, call.body.password, call, field="password", event="account.erase")
-    confirm_second_factor(user, call.body.code)
+    confirm_password_and_second_factor(user, call.body.password, call.body.code, call, field="password", event="account.erase")
     if not erasure.erase(user, call.client, event="account.erase", detail={"by": "self"}):
         raise errors.Unauthorized()  # erased meanwhile by a parallel request
     mailer.send(mailer.account_deleted_notice(user.email))

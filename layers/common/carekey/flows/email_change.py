@@ -23,7 +23,7 @@ from carekey.config import settings
 from carekey.flows import email_work
 from carekey.flows.account import _me as signed_in_user
 from carekey.flows.account import _renew as renew_this_session
-from carekey.flows.account import confirm_password
+from carekey.flows.account import confirm_password_and_second_factor
 from carekey.flows.email_work import EmailJob
 from carekey.observability import metrics
 from carekey.schemas import ChangeEmailRequest, ChangeEmailResponse, ChangeEmailVerifiedResponse, ChangeEmailVerifyRequest
@@ -31,20 +31,12 @@ from carekey.schemas import ChangeEmailRequest, ChangeEmailResponse, ChangeEmail
 ALREADY_YOURS = "This is already your email."
 
 
-def second_factor(user: store.UserItem, code: str | None, call: Call) -> None:
-    """The second-factor check of a sensitive change, for accounts that have
-    one.  Accounts have no second factor yet: the password is the whole check,
-    and `code` is accepted and ignored.  When a second factor arrives, its
-    check goes here (refusing a missing or wrong `code` as a field error)."""
-
-
 def request_change(call: Call[ChangeEmailRequest]) -> Reply:
     body = call.body
     user = signed_in_user(call)
     if body.new_email == user.email:
         raise errors.FieldErrors({"new_email": [ALREADY_YOURS]})
-    confirm_password(user, body.password, call, field="password", event="email_change")
-    second_factor(user, body.code, call)
+    confirm_password_and_second_factor(user, body.password, body.code, call, field="password", event="email_change")
     limits.code_requests_allowed(call.client)
     email_work.submit(EmailJob.of(email_work.EMAIL_CHANGE_CODE, body.new_email, "email_change.requested", call.client, user_id=user.user_id))
     return Reply(

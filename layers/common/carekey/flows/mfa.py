@@ -15,6 +15,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from carekey import audit, errors, limits, mailer, mfa, otp, store
 from carekey.api import Call, Reply
 from carekey.config import settings
+from carekey.flows import email_work
 from carekey.flows.account import confirm_password, confirm_password_and_code
 from carekey.flows.sessions import start_session
 from carekey.observability import metrics
@@ -125,7 +126,7 @@ def _confirm_enrolment(call: Call[MfaConfirmRequest], token: str) -> Reply:
         raise errors.InvalidMfaCode()
     limits.ip_passed(admission)
     _enabled(call, user)
-    pair = start_session(user, call.issuer)
+    pair = start_session(user, call.issuer, call.client)
     audit.record("login", "success", call.client, user_id=user.user_id, email_hash=otp.email_key(user.email), detail={"method": "mfa_enrolment"})
     metrics.add_metric(name="Logins", unit=MetricUnit.Count, value=1)
     answer = MfaConfirmResponse(
@@ -206,6 +207,8 @@ def login_mfa(call: Call[LoginMfaRequest]) -> Reply:
     checked = mfa.check_code(user, call.body.code)
     if checked is None or not store.complete_mfa_login(key, mfa.LOGIN, user.user_id, checked.proof):
         limits.login_failed(user.email)
+        if gate.locks:
+            email_work.login_locked(user.email, call.client)
         if int(item.attempts) >= cfg.mfa_max_attempts:
             store.drop_mfa_token(key)
         audit.record("login.mfa", "failure", call.client, user_id=user.user_id, email_hash=email_hash)
@@ -215,7 +218,7 @@ def login_mfa(call: Call[LoginMfaRequest]) -> Reply:
     limits.login_succeeded(gate)
     if checked.method == "recovery_code":
         recovery_code_used(call, user)
-    pair = start_session(user, call.issuer)
+    pair = start_session(user, call.issuer, call.client)
     audit.record("login", "success", call.client, user_id=user.user_id, email_hash=email_hash, detail={"method": f"password+{checked.method}"})
     metrics.add_metric(name="Logins", unit=MetricUnit.Count, value=1)
     return Reply(200, LoginResponse(user=user.public(), access=pair.access, refresh=pair.refresh, message="Login successful"))
