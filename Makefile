@@ -41,7 +41,7 @@ test: $(VENV)/.installed node_modules/.installed
 ## screenshots: walk the sign-in page's journey in Chromium and save each step to docs/ui/
 screenshots: $(VENV)/.installed node_modules/.installed
 	rm -f docs/ui/*.png
-	UI_SCREENSHOTS=docs/ui $(PY) -m pytest tests/e2e/test_ui_journey.py -k whole_journey
+	UI_SCREENSHOTS=docs/ui $(PY) -m pytest tests/e2e/test_ui_journey.py
 
 ## openapi: regenerate docs/openapi.json from the code
 openapi: $(VENV)/.installed
