@@ -327,6 +327,34 @@ def test_erasure_removes_the_person_and_the_address_registers_again_as_someone_n
     assert api.get("/profile", token=again["access"]).json()["phone_number"] is None
 
 
+def _everything_stored() -> str:
+    """Every item of every table, as text."""
+    import boto3
+
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+    items = []
+    for table in dynamodb.list_tables()["TableNames"]:
+        for page in dynamodb.get_paginator("scan").paginate(TableName=table):
+            items += page["Items"]
+    return json.dumps(items)
+
+
+def test_erasure_leaves_no_pending_email_change_behind(api, operator, outbox):
+    # Given a person who asked to move their account to a new address, with the code sent there
+    user_id, answer = _person(api, "erin@example.com")
+    asked = api.post("/change-email", {"password": PASSWORD, "new_email": "erin.next@example.com"}, token=answer["access"])
+    assert asked.status == 200, asked.body
+    assert outbox.to("erin.next@example.com")
+    assert "erin.next@example.com" in _everything_stored()
+    # When an operator erases them
+    assert operator.delete(f"/admin/users/{user_id}").status == 200
+    # Then no table holds either address any more
+    stored = _everything_stored()
+    assert "erin@example.com" not in stored
+    assert "erin.next@example.com" not in stored
+    assert store.OtpItem.count(otp.change_email_key(user_id)) == 0
+
+
 def test_the_audit_trail_outlives_the_person_without_their_details(api, operator):
     api.verified_user("erin@example.com")
     answer = api.login("erin@example.com")
