@@ -4,7 +4,8 @@
 What goes: the account item (email, names, phone, password hash, the
 second-factor secrets and recovery codes kept on it), the claim on the
 address (so it can register again, as a new person with a new id), every
-session, every passkey, and the address's pending codes and sign-up.  Access
+session, every passkey, the address's pending codes and sign-up, and a
+pending email change (its code and the new address it would move to).  Access
 and refresh tokens die with the account: the authorizer finds no account.
 
 What stays: the audit trail, which holds only ids and keyed hashes of
@@ -26,7 +27,12 @@ def erase(user: store.UserItem, client: Client, *, event: str, detail: dict[str,
     email_hash = otp.email_key(user.email)
     if not store.erase_account(user):
         return False
-    code_keys = [otp.item_key(otp.VERIFY_EMAIL, user.email), otp.item_key(otp.PASSWORD_RESET, user.email), store.signup_key(email_hash)]
+    code_keys = [
+        otp.item_key(otp.VERIFY_EMAIL, user.email),
+        otp.item_key(otp.PASSWORD_RESET, user.email),
+        store.signup_key(email_hash),
+        otp.change_email_key(user.user_id),  # holds the new address in the clear
+    ]
     store.erase_traces(user.user_id, code_keys)
     audit.record(event, "success", client, user_id=user.user_id, email_hash=email_hash, detail=detail)
     metrics.add_metric(name="AccountsErased", unit=MetricUnit.Count, value=1)
