@@ -367,6 +367,20 @@ def test_bad_rows_are_refused_with_their_reason_and_the_rest_imported(tmp_path, 
     assert api.login("ok2@example.com", DJANGO_PASSWORD)["user"]["email"] == "ok2@example.com"
 
 
+@pytest.mark.parametrize("plaintext", ["correct-horse-battery-staple", "Tr0ub4dor&3", "hunter2$again", "md5"])
+def test_a_password_column_holding_a_plain_password_is_refused_without_echoing_it(tmp_path, plaintext):
+    # Given a dump whose password column holds a password in the clear, not a Django hash
+    path = dump(tmp_path, [row(1, "plain@example.com", plaintext)])
+    # When it is imported with the command
+    out, err = io.StringIO(), io.StringIO()
+    assert import_users.run_import(path, out, err) == 1
+    # Then the row is refused, and neither the report nor the reason repeats any of the password
+    report = out.getvalue() + err.getvalue()
+    assert "refused: row 1 (pk 1): " in report
+    assert plaintext not in report and plaintext.split("$")[0] not in report.replace("plain@example.com", "")
+    assert store.user_by_email("plain@example.com") is None
+
+
 def test_an_email_a_native_account_holds_is_refused(api, tmp_path):
     api.verified_user("native@example.com")
     summary = imported(tmp_path, [row(70, "native@example.com", make_password(DJANGO_PASSWORD, hasher=FAST["bcrypt"]))])
