@@ -38,6 +38,9 @@ PBKDF2 = {"pbkdf2_sha256": "sha256", "pbkdf2_sha1": "sha1"}
 BCRYPT = ("bcrypt_sha256", "bcrypt")
 ARGON2 = "argon2"
 FORMATS = (*PBKDF2, *BCRYPT, ARGON2)
+# Django's other hashers: a refusal names these; anything else in the password
+# column may be a password in the clear, and is never repeated.
+OTHER_DJANGO_FORMATS = ("md5", "sha1", "unsalted_md5", "unsalted_sha1", "crypt", "scrypt")
 
 # Several times the newest Django's own PBKDF2 default; a hash beyond these
 # limits would make each login cost seconds.
@@ -109,7 +112,8 @@ def parse(encoded: str) -> Parsed:
                 f"m={MAX_ARGON2_MEMORY_KIB},t={MAX_ARGON2_TIME_COST},p={MAX_ARGON2_PARALLELISM}"
             )
     else:
-        raise UnusableHash(f"unsupported hash format {algorithm[:40]!r} (supported: {', '.join(FORMATS)}; unusable '!')")
+        named = repr(algorithm) if algorithm in OTHER_DJANGO_FORMATS and "$" in encoded else "(not a Django hash)"
+        raise UnusableHash(f"unsupported hash format {named} (supported: {', '.join(FORMATS)}; unusable '!')")
     return Parsed(algorithm, encoded)
 
 
