@@ -271,6 +271,29 @@ def test_dynamodb_insert_is_detected(trail):
     assert "DynamoDB: record 26 is not sealed" in text and "record 26 is in DynamoDB but not in the archive" in text
 
 
+def test_a_record_appended_as_the_writers_unfinished_batch_is_detected(trail):
+    # When someone appends a well-linked record and dresses the head up as if the writer had
+    # committed it and not yet stored its seal, with a seal whose MAC is another seal's
+    forged = {**trail[-1], "seq": 26, "event_id": "forged", "outcome": "success", "prev_hash": trail[-1]["hash"]}
+    forged["hash"] = audit_trail.digest(forged)
+    put_record(forged)
+    last = seals()[-1]
+    fake = {"first_seq": 26, "last_seq": 26, "hashes": [forged["hash"]], "prev_seal": audit_trail.seal_digest(last),
+            "written_at": forged["written_at"], "mac": last["mac"]}
+    head = audit_trail.AuditRecord.get(audit_trail.HEAD, 0)
+    head.update(actions=[
+        audit_trail.AuditRecord.last_seq.set(26),
+        audit_trail.AuditRecord.last_hash.set(forged["hash"]),
+        audit_trail.AuditRecord.last_event_id.set("forged"),
+        audit_trail.AuditRecord.last_seal.set(audit_trail.seal_digest(fake)),
+        audit_trail.AuditRecord.pending.set(json.dumps({"records": [forged], "seal": fake}, sort_keys=True, separators=(",", ":"))),
+    ])
+    # Then the verifier is not fooled: the unfinished batch's seal has no valid MAC
+    first, text = problems()
+    assert first == 26
+    assert "the seal of records 26-26 has no valid MAC" in text
+
+
 def test_dynamodb_reorder_is_detected(trail):
     # When someone swaps the contents of records 10 and 11, keeping their numbers
     a, b = trail[9], trail[10]
