@@ -85,6 +85,24 @@ def test_the_code_is_single_use(api, pat):
     assert second.json()["error"] == "Invalid or expired OTP"
 
 
+def test_a_reset_code_sent_to_the_old_address_no_longer_acts_on_the_moved_account(api, outbox, pat):
+    # Given a password reset code sent to the old address (whose mailbox someone else may read)
+    assert api.post("/forgot-password", {"email": OLD}).status == 200
+    old_code = api.latest_code(OLD)
+    # When the owner moves the account to a new address
+    assert _ask(api, pat["access"]).status == 200
+    moved = _verify(api, pat["access"], api.latest_code(NEW))
+    assert moved.status == 200, moved.body
+    # Then the old address's code neither checks out nor sets the moved account's password
+    new_password = "someone-elses-choice-91"
+    assert api.post("/verify-password-reset-otp", {"email": OLD, "otp": old_code}).status == 400
+    reset = api.post("/reset-password", {"email": OLD, "otp": old_code, "new_password": new_password, "confirm_password": new_password})
+    assert reset.status == 400, reset.body
+    assert api.post("/login", {"email": NEW, "password": new_password}).status == 401
+    assert api.post("/login", {"email": NEW, "password": PASSWORD}).status == 200
+    assert api.get("/me", token=moved.json()["access"]).status == 200
+
+
 def test_the_old_address_can_then_register_as_a_new_person(api, pat):
     # Given the account moved away from the old address
     assert _ask(api, pat["access"]).status == 200
