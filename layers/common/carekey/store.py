@@ -807,11 +807,13 @@ def reset_password(key: str, code_hash: str, user_id: str, new_hash: str) -> boo
     return not _write_transaction(build)
 
 
-def switch_email(key: str, code_hash: str, user: UserItem, new_email: str) -> int | None:
+def switch_email(key: str, code_hash: str, user: UserItem, new_email: str, old_code_keys: list[str] | None = None) -> int | None:
     """Move the account to `new_email` with the code sent there, in one
     transaction: the code is used up, the old address's claim is freed, the new
     one claimed, the account's email set and every session ended (token
-    version bumped).  Returns the new token version; None when the code was
+    version bumped), and the old address's pending codes (`old_code_keys`)
+    deleted: a reset code sent there must not act on the account once it has
+    moved.  Returns the new token version; None when the code was
     used up or replaced meanwhile, the new address was claimed meanwhile, or
     the account changed (email, password or sessions) since it was read."""
     version = int(user.token_version)
@@ -828,6 +830,8 @@ def switch_email(key: str, code_hash: str, user: UserItem, new_email: str) -> in
             & (UserItem.is_active == True)  # noqa: E712
             & (UserItem.token_version == version),
         )
+        for old_key in old_code_keys or []:
+            tx.delete(OtpItem(old_key))
 
     return None if _write_transaction(build) else version + 1
 

@@ -9,7 +9,9 @@ the new address (it has no account) or a notice to its owner (it has one).
 POST /change-email/verify spends one try on the code (few tries, expiry
 checked in code) and then, in one transaction, uses it up, frees the old
 address, claims the new one (failing cleanly if someone claimed it
-meanwhile), sets the account's email and ends every session.  The calling
+meanwhile), sets the account's email, ends every session and deletes the
+old address's pending codes (a reset code sent there no longer acts on the
+account).  The calling
 session carries on with fresh tokens; the old address is told.
 """
 
@@ -70,7 +72,8 @@ def verify_change(call: Call[ChangeEmailVerifyRequest]) -> Reply:
         raise errors.InvalidOtp()
     assert new_email is not None
     limits.ip_passed(admission)
-    version = store.switch_email(key, attempt.code_hash, user, new_email)
+    old_codes = [otp.item_key(otp.PASSWORD_RESET, user.email), otp.item_key(otp.VERIFY_EMAIL, user.email)]
+    version = store.switch_email(key, attempt.code_hash, user, new_email, old_codes)
     if version is None:
         # The code was used by a parallel request, or the address was claimed,
         # or the account changed meanwhile: nothing changed.

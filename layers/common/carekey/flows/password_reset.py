@@ -87,7 +87,7 @@ def reset_password(call: Call[ResetPasswordRequest]) -> Reply:
 
     attempt = _checked_code(call, body.email, body.otp)
     user = store.user_by_id(attempt.user_id)
-    if user is None or not user.is_active:
+    if user is None or not user.is_active or user.email != body.email:  # the account moved to another address since
         raise errors.InvalidOtp()
     refused = passwords.policy_errors(body.new_password, user.email, user.first_name, user.last_name)
     if refused:
