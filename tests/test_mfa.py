@@ -623,3 +623,49 @@ def test_ten_parallel_deletions_with_one_code_erase_once_and_never_fail_open(api
     assert sorted(r.status for r in answers).count(200) == 1, [(r.status, r.body) for r in answers]
     assert all(r.status in (200, 400, 401) for r in answers)
     assert store.user_by_email(EMAIL) is None
+
+
+# ---- an operator's deactivation ends every way in --------------------------------------
+
+
+def test_a_deactivated_account_gets_no_tokens_from_any_second_step_refresh_or_email_change(api, clock, outbox, settings_override, gateway):
+    from tests.test_admin import Operator
+
+    operator = Operator(gateway)
+    settings_override(OTP_RESEND_COOLDOWN_SECONDS="0")
+    # Given a user with TOTP and a passkey, a second step waiting, and an email change waiting for its code
+    tokens, secret, recovery = _enrolled(api, clock)
+    key = _add_passkey(api, tokens["access"])
+    challenge = _challenge(api)
+    options = api.post("/webauthn/login/options", {"mfa_token": challenge["mfa_token"]}).json()
+    code = _code(secret, clock)
+    assert api.post("/change-email", {"password": PASSWORD, "new_email": "mira.new@example.com", "code": code}, token=tokens["access"]).status == 200
+    change_code = api.latest_code("mira.new@example.com")
+    clock.next_step()
+    # When an operator deactivates the account
+    assert operator.post(f"/admin/users/{tokens['user']['id']}/disable").status == 200
+    # Then no route hands out tokens: not the second step with a code, a recovery code or the passkey
+    assert api.post("/login/mfa", {"mfa_token": challenge["mfa_token"], "code": _code(secret, clock)}).status == 401
+    assert api.post("/login/mfa", {"mfa_token": challenge["mfa_token"], "code": recovery[0]}).status == 401
+    assert api.post("/webauthn/login/verify", {"credential": key.get(options), "mfa_token": challenge["mfa_token"]}).status == 401
+    # nor the passkey alone, a refresh, or the email change's code
+    loose = api.post("/webauthn/login/options", {}).json()
+    assert api.post("/webauthn/login/verify", {"credential": key.get(loose)}).status == 401
+    assert api.post("/token/refresh", {"refresh": tokens["refresh"]}).status == 401
+    assert api.post("/change-email/verify", {"otp": change_code}, token=tokens["access"]).status == 401
+    # and the account kept its address and its unused recovery code
+    user = store.user_by_id(tokens["user"]["id"])
+    assert user.email == EMAIL and len(user.recovery_codes) == 10
+
+
+def test_ten_parallel_enrolment_confirmations_with_one_token_and_code_start_one_session(api, clock, settings_override):
+    api.verified_user(EMAIL)
+    settings_override(MFA_POLICY="required", MFA_MAX_ATTEMPTS="10")
+    token = api.post("/login", {"email": EMAIL, "password": PASSWORD}).json()["mfa_token"]
+    secret = api.post("/mfa/totp/setup", {"mfa_token": token}).json()["secret"]
+    code = _code(secret, clock)
+    with ThreadPoolExecutor(10) as pool:
+        answers = list(pool.map(lambda _: api.post("/mfa/totp/confirm", {"mfa_token": token, "code": code}), range(10)))
+    assert [r.status for r in answers].count(200) == 1, [(r.status, r.body) for r in answers]
+    assert all(r.status in (200, 400, 401) for r in answers)
+    assert len(list(store.SessionItem.by_user.query(store.user_by_email(EMAIL).user_id))) == 1
