@@ -294,6 +294,17 @@ def test_a_record_appended_as_the_writers_unfinished_batch_is_detected(trail):
     assert "the seal of records 26-26 has no valid MAC" in text
 
 
+@pytest.mark.parametrize("pending", ["not json", "[]", '{"records": [], "seal": {"last_seq": "x"}}', '{"records": 5, "seal": null}', '{"seal": {}}'])
+def test_a_head_whose_unfinished_batch_is_garbage_is_reported_not_a_crash(trail, pending):
+    # When someone writes garbage where the head keeps the writer's unfinished batch
+    head = audit_trail.AuditRecord.get(audit_trail.HEAD, 0)
+    head.update(actions=[audit_trail.AuditRecord.pending.set(pending)])
+    # Then the verifier runs to the end and reports it (the writer never writes such a head)
+    verdict = audit_verify.verify()
+    assert verdict.records == 25
+    assert not verdict.intact and any("the head's last batch is not one the audit writer makes" in p for _, p in verdict.problems)
+
+
 def test_dynamodb_reorder_is_detected(trail):
     # When someone swaps the contents of records 10 and 11, keeping their numbers
     a, b = trail[9], trail[10]
