@@ -204,6 +204,29 @@ def _first_seq(key: str) -> int:
     return int(named.group(1)) if named else 0
 
 
+def _committed_batch(head: AuditRecord | None, verdict: Verdict) -> dict[str, Any]:
+    """The writer's last committed batch as the head keeps it; anything the writer
+    would not have written there is reported (and excuses nothing)."""
+    none: dict[str, Any] = {"records": [], "seal": None}
+    if head is None or not head.pending:
+        return none
+    try:
+        batch = json.loads(head.pending)
+    except ValueError:
+        batch = None
+    records = batch.get("records") if isinstance(batch, dict) else None
+    seal = batch.get("seal") if isinstance(batch, dict) else None
+    if (
+        not isinstance(records, list)
+        or not all(isinstance(r, dict) and isinstance(r.get("seq"), int) for r in records)
+        or not isinstance(seal, dict)
+        or not all(isinstance(seal.get(k), int) for k in ("first_seq", "last_seq"))
+    ):
+        verdict.add(int(head.last_seq or 0), "DynamoDB: the head's last batch is not one the audit writer makes")
+        return none
+    return {"records": records, "seal": seal}
+
+
 def _with_pending(seals: list[dict[str, Any]], pending_seal: dict[str, Any] | None, pending: set[int]) -> list[dict[str, Any]]:
     """A copy's seals, and the seal of the writer's last batch where that copy lacks it yet."""
     if pending_seal is None or not pending or any(s.get("last_seq") == pending_seal["last_seq"] for s in seals):
@@ -221,7 +244,7 @@ def verify() -> Verdict:
     # The writer's last committed batch (in the head) may not be stored yet,
     # in either copy: its records may lack their seal, or be missing.
     # It counts only while it is the batch the head ends with.
-    committed = json.loads(head.pending) if head is not None and head.pending else {"records": [], "seal": None}
+    committed = _committed_batch(head, verdict)
     pending = {r["seq"] for r in committed["records"]}
     pending_seal = committed["seal"]
     if pending_seal is None or pending_seal["last_seq"] != int(head.last_seq or 0) or seal_digest(pending_seal) != head.last_seal:
