@@ -215,6 +215,24 @@ def test_ten_parallel_right_codes_switch_the_email_exactly_once(api, outbox, pat
     assert len([m for m in outbox.to(OLD) if "was changed" in m["subject"]]) == 1
 
 
+def test_the_new_addresss_daily_ceiling_of_wrong_guesses_holds_across_fresh_codes(api, pat, settings_override):
+    # Given a ceiling of 12 wrong guesses a day, and a signed-in user who keeps asking for codes to an address
+    settings_override(OTP_FAILURES_PER_DAY="12", OTP_RESEND_COOLDOWN_SECONDS="0", OTP_SENDS_PER_HOUR="100")
+    statuses = []
+    for _ in range(3):
+        assert _ask(api, pat["access"]).status == 200
+        code = api.latest_code(NEW)
+        wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+        statuses += [_verify(api, pat["access"], wrong).status for _ in range(5)]
+    assert statuses == [400] * 15
+    # When a fresh code comes, and even the right one is tried
+    assert _ask(api, pat["access"]).status == 200
+    refused = _verify(api, pat["access"], api.latest_code(NEW))
+    # Then the address has no guesses left today, as for its other codes: the account stays where it is
+    assert refused.status == 400 and refused.json()["error"] == "Invalid or expired OTP"
+    assert store.user_by_id(pat["user"]["id"]).email == OLD
+
+
 def test_an_address_claimed_meanwhile_fails_cleanly(api, pat):
     # Given a code for a free address
     assert _ask(api, pat["access"]).status == 200
