@@ -7,7 +7,7 @@ the queue.  The email sender decides, after the answer, whether a code goes to
 the new address (it has no account) or a notice to its owner (it has one).
 
 POST /change-email/verify spends one try on the code (few tries, expiry
-checked in code) and then, in one transaction, uses it up, frees the old
+checked in code, and the new address's daily ceiling of wrong guesses) and then, in one transaction, uses it up, frees the old
 address, claims the new one (failing cleanly if someone claimed it
 meanwhile), sets the account's email, ends every session and deletes the
 old address's pending codes (a reset code sent there no longer acts on the
@@ -58,6 +58,9 @@ def verify_change(call: Call[ChangeEmailVerifyRequest]) -> Reply:
     key = otp.change_email_key(user.user_id)
     attempt = store.reserve_otp_try(key)
     new_email = attempt.new_email if attempt is not None else None
+    # The code was sent to the new address: its guesses count toward that address's
+    # daily ceiling, across all its codes, as for its sign-up and reset codes.
+    guess = limits.otp_guard(new_email) if new_email is not None else None
     if (
         attempt is None
         or new_email is None
@@ -70,8 +73,9 @@ def verify_change(call: Call[ChangeEmailVerifyRequest]) -> Reply:
         audit.record("email_change.code_check", "failure", call.client, user_id=user.user_id)
         metrics.add_metric(name="OtpFailures", unit=MetricUnit.Count, value=1)
         raise errors.InvalidOtp()
-    assert new_email is not None
+    assert new_email is not None and guess is not None
     limits.ip_passed(admission)
+    limits.otp_passed(guess)
     old_codes = [otp.item_key(otp.PASSWORD_RESET, user.email), otp.item_key(otp.VERIFY_EMAIL, user.email)]
     version = store.switch_email(key, attempt.code_hash, user, new_email, old_codes)
     if version is None:
