@@ -18,7 +18,10 @@ import json
 import math
 import statistics
 import time
+from pathlib import Path
 from typing import Any
+
+from bench import sections
 
 BEGIN, END = "<!-- audit:begin -->", "<!-- audit:end -->"
 EVENTS = 1000
@@ -176,11 +179,6 @@ def section(r: dict[str, Any]) -> str:
     )
 
 
-def write(results: dict[str, Any], markdown: Any) -> None:
-    text = markdown.read_text() if markdown.exists() else ""
-    block = section(results)
-    if BEGIN in text and END in text:
-        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    markdown.write_text(text)
+def write(results: dict[str, Any], markdown: Path) -> None:
+    """Put the section into docs/performance.md, replacing the previous one."""
+    sections.replace(markdown, BEGIN, END, section(results))

@@ -32,7 +32,10 @@ import gc
 import math
 import statistics
 import time
+from pathlib import Path
 from typing import Any, Callable
+
+from bench import sections
 
 ALPHA = 0.01
 BEGIN, END = "<!-- enumeration:begin -->", "<!-- enumeration:end -->"
@@ -180,12 +183,6 @@ def section(results: dict[str, Any]) -> str:
     )
 
 
-def write(results: dict[str, Any], markdown: Any) -> None:
+def write(results: dict[str, Any], markdown: Path) -> None:
     """Put the section into docs/performance.md, replacing the previous one."""
-    text = markdown.read_text() if markdown.exists() else ""
-    block = section(results)
-    if BEGIN in text and END in text:
-        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    markdown.write_text(text)
+    sections.replace(markdown, BEGIN, END, section(results))

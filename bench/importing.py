@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import sections
+
 BEGIN, END = "<!-- import:begin -->", "<!-- import:end -->"
 
 
@@ -228,10 +230,4 @@ def section(results: dict[str, Any]) -> str:
 
 def write(results: dict[str, Any], markdown: Path) -> None:
     """Put the section into docs/performance.md, replacing the previous one."""
-    text = markdown.read_text() if markdown.exists() else ""
-    block = section(results)
-    if BEGIN in text and END in text:
-        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    markdown.write_text(text)
+    sections.replace(markdown, BEGIN, END, section(results))
