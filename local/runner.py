@@ -91,7 +91,7 @@ class LocalApi:
     def stop(self) -> int:
         self.process.send_signal(signal.SIGINT)
         try:
-            return self.process.wait(timeout=15)
+            return self.process.wait(timeout=30)  # a queue delivery under way finishes first (up to 10 s), more on a loaded machine
         except subprocess.TimeoutExpired:
             self.process.kill()
             return -1
