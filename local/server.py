@@ -243,4 +243,9 @@ def _handler_for(gateway: Any) -> type[BaseHTTPRequestHandler]:
 
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))
-    sys.exit(main())
+    code = main()
+    # Stopped: leave now. A worker thread still inside a call to the emulator just
+    # stopped (an SDK call waiting out its read timeout) must not hold the exit.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -87,5 +87,5 @@ def test_outbox_files_are_json_with_the_documented_fields(local_api):
 def test_ctrl_c_stops_cleanly(tmp_path):
     api = runner.start(tmp_path)
     assert api.get("/").status_code == 200
-    assert api.stop() == 0
+    assert api.stop() == 0, api.log.read_text()[-3000:]
     assert "stopped" in api.log.read_text()
