@@ -136,6 +136,7 @@ class Levers:
     mac_per_batch: bool = True  # one KMS GenerateMac a batch (a seal), not one a record
     writer_head_once: bool = True  # the writer's head written once a batch, its seal marks it stored
     function_log_months: float | None = None  # None: the template's FunctionLogRetentionDays
+    refresh_summaries: bool = True  # routine rotations summarised a session an interval, not one event each
 
 
 NOW = Levers()
@@ -173,6 +174,29 @@ def _calls_cost(calls: dict[str, float], levers: Levers = NOW) -> float:
     return consumers + sum(n * price.get(op, 0.0) for op, n in calls.items())
 
 
+# Routine token rotations reach the audit trail as one summary a session every
+# REFRESH_AUDIT_MINUTES (carekey/flows/sessions.py). The bench's refreshes come
+# from one address within that interval, so they submit none; the model adds a
+# session's summaries (a session kept open refreshes once an access token's
+# lifetime, so ACCESS_TOKEN_MINUTES / REFRESH_AUDIT_MINUTES of its rotations send
+# one) and rotations from a new address, each recorded at once: assumed one in
+# NEW_ADDRESS_SHARE (a phone moving between networks now and then).
+NEW_ADDRESS_SHARE = 0.05
+
+
+def refresh_audit_share(stack: Stack | None = None) -> float:
+    """Audit events per token refresh, from the template's defaults."""
+    stack = stack or Stack()
+    env = stack.function_environment("TokenRefreshFunction")
+    every, access = int(env["REFRESH_AUDIT_MINUTES"]), int(env["ACCESS_TOKEN_MINUTES"])
+    return 1.0 if every == 0 else min(1.0, access / every + NEW_ADDRESS_SHARE)
+
+
+# What one audit event costs beyond its request: the SQS FIFO message, the
+# writer's share of a batch (seal, archive object) as _calls_cost prices them.
+ONE_AUDIT_EVENT = {"sqs-fifo:SendMessage": 1.0, "kms:GenerateMac": 1.0, "s3:PutObject": 1.0}
+
+
 def audit_events(flow: dict[str, Any]) -> float:
     """Audit events a flow submitted (one SQS FIFO message each)."""
     return sum(n for op, n in flow.get("calls", {}).items() if op.startswith("sqs-fifo:Send"))
@@ -192,15 +216,17 @@ def audit_writer_units(levers: Levers = NOW, measured: dict[str, Any] | None = N
 def flow_cost(
     flow: dict[str, Any], name: str, cpu_ms: float, memory_mb: int, api: str, months: float,
     levers: Levers = NOW, function_months: float | None = None, audit_measured: dict[str, Any] | None = None,
+    extra_audit_events: float = 0.0,
 ) -> dict[str, float]:
-    """One run of a flow, by part, for `api` in ("rest", "http")."""
+    """One run of a flow, by part, for `api` in ("rest", "http"); `extra_audit_events`
+    adds events the measured run did not submit (the refreshes' summaries)."""
     edge = EDGE.get(name, {"requests": 1, "protected": 0})
     invocations = edge["requests"] + (edge["protected"] if api == "rest" else 0)
     duration_s = lambda_ms(cpu_ms, flow["reads"] + flow["writes"], memory_mb) / 1000
     gb_s = duration_s * memory_mb / 1024
     # The audit writer's DynamoDB work, counted per event locally, is replaced by its per-batch share.
     writer = audit_writer_units(levers, audit_measured)
-    events = audit_events(flow)
+    events = audit_events(flow) + extra_audit_events
     rcu = flow["rcu"] - flow.get("audit_rcu", 0.0) + events * writer["rcu"]
     wcu = flow["wcu"] - flow.get("audit_wcu", 0.0) + events * writer["wcu"]
     if levers.function_log_months is not None:
@@ -210,7 +236,7 @@ def flow_cost(
         "lambda": gb_s * P["lambda_gb_second_arm64"] + invocations * P["lambda_request"]
         + invocations * RESTORES_PER_INVOCATION * memory_mb / 1024 * P["snapstart_restore_gb"],
         "dynamodb": wcu * P["ddb_write_unit"] + rcu * P["ddb_read_unit"],
-        "other": _calls_cost(flow.get("calls", {}), levers),
+        "other": _calls_cost(flow.get("calls", {}), levers) + extra_audit_events * _calls_cost(ONE_AUDIT_EVENT, levers),
         "logs": _log_cost(edge["requests"], months, months if function_months is None else function_months),
     }
 

@@ -30,7 +30,7 @@ def full_flow(api, settings_override):
     api.post("/login", {"email": email, "password": "wrong-password-x"})
     pair = api.login(email)
     secrets += [pair["access"], pair["refresh"]]
-    refreshed = api.post("/token/refresh", {"refresh": pair["refresh"]}).json()
+    refreshed = api.post("/token/refresh", {"refresh": pair["refresh"]}, ip="203.0.113.9").json()  # a new address: audited at once
     secrets += [refreshed["access"], refreshed["refresh"]]
     api.post("/token/refresh", {"refresh": pair["refresh"]})  # replay: the session ends
     fresh = api.login(email)

@@ -53,6 +53,10 @@ class Settings(BaseModel):
     session_idle_minutes: int = Field(30, ge=1, alias="SESSION_IDLE_MINUTES")
     session_max_hours: int = Field(12, ge=1, alias="SESSION_MAX_HOURS")
     refresh_reuse_seconds: int = Field(10, ge=0, le=300, alias="REFRESH_REUSE_SECONDS")
+    # A session's routine token rotations reach the audit trail as one summary
+    # event at most this often (0: every rotation); a rotation from a new
+    # address or agent, a replay and every refusal are recorded at once.
+    refresh_audit_minutes: int = Field(60, ge=0, le=720, alias="REFRESH_AUDIT_MINUTES")
 
     bcrypt_cost: int = Field(12, ge=4, le=16, alias="BCRYPT_COST")
     password_min_length: int = Field(8, ge=8, le=64, alias="PASSWORD_MIN_LENGTH")

@@ -276,6 +276,10 @@ class SessionItem(Model):
     revoked = BooleanAttribute(default=False)
     ip = UnicodeAttribute(null=True)  # the source of the login or the latest refresh
     user_agent = UnicodeAttribute(null=True)
+    # Routine rotations not yet in the audit trail, and when the session's last
+    # audited event was (its login, or the last audited rotation).
+    unaudited = NumberAttribute(null=True)
+    audited_at = NumberAttribute(null=True)
     ttl = TTLAttribute(null=True)
     by_user = SessionsByUser()
 
@@ -847,7 +851,8 @@ def new_session_id() -> str:
 USER_AGENT_CHARS = 256
 
 
-def _seen_from(ip: str, user_agent: str) -> tuple[str | None, str | None]:
+def seen_from(ip: str, user_agent: str) -> tuple[str | None, str | None]:
+    """The address and agent a session stores for a request."""
     return (ip[:64] or None), (user_agent[:USER_AGENT_CHARS] or None)
 
 
@@ -862,7 +867,7 @@ def create_session(
     user_agent: str = "",
 ) -> SessionItem:
     t = now()
-    seen_ip, seen_agent = _seen_from(ip, user_agent)
+    seen_ip, seen_agent = seen_from(ip, user_agent)
     item = SessionItem(
         session_id,
         user_id=user_id,
@@ -876,6 +881,8 @@ def create_session(
         revoked=False,
         ip=seen_ip,
         user_agent=seen_agent,
+        unaudited=0,
+        audited_at=t,  # the login is audited
         ttl=_ttl(lifetime_seconds + 86400),
     )
     item.save(condition=SessionItem.session_id.does_not_exist())
@@ -914,12 +921,16 @@ def rotate_session(
     created_after: int,
     ip: str = "",
     user_agent: str = "",
+    audited: bool = True,
 ) -> bool:
     """Move the session to its next refresh token, only if `old_hash` is still its
     current one and the session is live: of parallel rotations, exactly one wins.
-    The session remembers where this refresh came from."""
+    The session remembers where this refresh came from, and counts the rotation
+    as not yet audited unless `audited` (then the count starts again).  The
+    condition on `generation` orders a session's rotations, so the count read
+    with the session before this update is exactly the one it replaces."""
     t = now()
-    seen_ip, seen_agent = _seen_from(ip, user_agent)
+    seen_ip, seen_agent = seen_from(ip, user_agent)
     try:
         SessionItem(session_id).update(
             actions=[
@@ -931,6 +942,7 @@ def rotate_session(
                 SessionItem.last_used.set(t),
                 SessionItem.ip.set(seen_ip) if seen_ip else SessionItem.ip.remove(),
                 SessionItem.user_agent.set(seen_agent) if seen_agent else SessionItem.user_agent.remove(),
+                *([SessionItem.unaudited.set(0), SessionItem.audited_at.set(t)] if audited else [SessionItem.unaudited.add(1)]),
             ],
             condition=(SessionItem.generation == generation)
             & (SessionItem.token_hash == old_hash)

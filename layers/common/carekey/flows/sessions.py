@@ -7,6 +7,14 @@ at once, a client retrying after a lost response); after that, or for any
 older token, presenting it is a replay: the session ends and its owner is
 told.  Sessions end after SESSION_IDLE_MINUTES without a refresh and
 SESSION_MAX_HOURS after login, whatever happens (HIPAA automatic logoff).
+
+What a refresh leaves in the audit trail: a rotation from the address and
+agent the session last saw is routine; the session counts it, and one
+`refresh` event at most every REFRESH_AUDIT_MINUTES records how many there
+were since the session's last audited event (its login or the last such
+summary).  A rotation from a new address or agent is recorded at once, as
+is every replay, expiry and refusal, each with the rotations not yet
+recorded.  The API access log still names every request (docs/audit.md).
 """
 
 from __future__ import annotations
@@ -161,6 +169,7 @@ def refresh(call: Call[RefreshRequest]) -> Reply:
     idle, lifetime = cfg.session_idle_minutes * 60, cfg.session_max_hours * 3600
     if presented.generation == int(session.generation):
         following = presented.next()
+        why = _why_audit_rotation(session, call.client, now, cfg.refresh_audit_minutes * 60)
         if store.rotate_session(
             presented.session_id,
             presented.generation,
@@ -171,8 +180,10 @@ def refresh(call: Call[RefreshRequest]) -> Reply:
             created_after=now - lifetime,
             ip=call.client.ip,
             user_agent=call.client.user_agent,
+            audited=why is not None,
         ):
-            audit.record("refresh", "success", call.client, user_id=user.user_id)
+            if why is not None:
+                audit.record("refresh", "success", call.client, user_id=user.user_id, detail={**_unaudited(session, 1), "why": why})
             return _pair(following, int(session.token_version), call.issuer)
         # Another request rotated this token first, or the session is over: look again.
         session = store.session_by_id(presented.session_id)
@@ -180,7 +191,7 @@ def refresh(call: Call[RefreshRequest]) -> Reply:
             raise errors.InvalidToken()
     if not session.live(now, idle, lifetime):
         store.revoke_session(session.session_id)
-        audit.record("refresh", "session_expired", call.client, user_id=user.user_id)
+        audit.record("refresh", "session_expired", call.client, user_id=user.user_id, detail=_unaudited(session))
         raise errors.InvalidToken()
     current = tokens.RefreshToken(presented.user_id, presented.session_id, int(session.generation))
     just_replaced = (
@@ -189,14 +200,30 @@ def refresh(call: Call[RefreshRequest]) -> Reply:
         and now - int(session.rotated_at or 0) < cfg.refresh_reuse_seconds
     )
     if just_replaced and current.digest == session.token_hash:
-        audit.record("refresh", "reused_within_interval", call.client, user_id=user.user_id)
+        audit.record("refresh", "reused_within_interval", call.client, user_id=user.user_id, detail=_unaudited(session))
         return _pair(current, int(session.token_version), call.issuer)
     # A genuine but superseded token: someone holds a copy.  End the session and tell its owner.
     store.revoke_session(session.session_id)
-    audit.record("refresh", "reuse_detected", call.client, user_id=user.user_id)
+    audit.record("refresh", "reuse_detected", call.client, user_id=user.user_id, detail=_unaudited(session))
     metrics.add_metric(name="RefreshReuse", unit=MetricUnit.Count, value=1)
     mailer.send(mailer.session_ended_notice(user.email))
     raise errors.InvalidToken()
+
+
+def _why_audit_rotation(session: store.SessionItem, client: Client, now: int, every_seconds: int) -> str | None:
+    """Why this rotation goes to the audit trail now, or None when it is routine
+    (the session counts it for its next summary)."""
+    if store.seen_from(client.ip, client.user_agent) != (session.ip, session.user_agent):
+        return "new_address"
+    if session.audited_at is None or now - int(session.audited_at) >= every_seconds:
+        return "interval"
+    return None
+
+
+def _unaudited(session: store.SessionItem, this_one: int = 0) -> dict[str, str]:
+    """The session's rotations not yet in the trail (plus `this_one`), and since when."""
+    since = session.audited_at if session.audited_at is not None else session.created_at
+    return {"rotations": str(int(session.unaudited or 0) + this_one), "since": _iso(int(since))}
 
 
 def _pair(token: tokens.RefreshToken, version: int, issuer: str) -> Reply:
