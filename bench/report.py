@@ -49,7 +49,10 @@ FLOOR_NOTES = """Why flows are above their floor (the operations are in the tabl
   (DeleteItem).
 - **The email sender** (forgot-password, register) reads the account and
   suppression list, writes the code and counts the mailbox's hourly cap.
-- **Logout** is measured after a fresh login, so its row includes one."""
+- **Logout** is measured after a fresh login, so its row includes one.
+- **Token refresh** submits no audit event when it is routine (the session
+  counts it; one summary an hour, docs/audit.md), so its row is the floor; the
+  cost model adds the summaries and new-address rotations it would send."""
 
 
 def _cpu_ms(endpoint: dict[str, Any], getitem_ms: float) -> float:
@@ -324,10 +327,15 @@ def write(data: dict[str, Any], markdown: Path, svg_path: Path) -> None:
             f"(cumulative, top-level packages, in the same bare Python): {login_profile}. Every function needs the "
             "Powertools logger, the pydantic request models and PynamoDB, and the token functions PyJWT with "
             "cryptography. Already done: the X-Ray SDK (Powertools Tracer, about 90 ms) is off the import path "
-            "(Lambda's active tracing instead), and pydantic models build lazily (a function builds only its own). "
-            "What remains is each function's real work; SnapStart (on by default) takes all of it off the cold "
-            "path: init runs once when a version is published, and a new environment restores the snapshot "
-            "(restore time cannot be measured off AWS)."
+            "(Lambda's active tracing instead), pydantic models build lazily (a function builds only its own), and "
+            "botocore no longer loads pyOpenSSL (the layer ships it for passkey attestation) and with it "
+            "cryptography's OpenSSL bindings in every function (about 50 ms of init). "
+            "What remains is each function's real work; SnapStart (on by default where a person waits) takes all of "
+            "it off the cold path: init runs once when a version is published, and a new environment restores the "
+            "snapshot (restore time cannot be measured off AWS). Without SnapStart, the next lever is the settings "
+            "model: as a plain dataclass, the functions that take no request body (the authorizer, JWKS, the docs, "
+            "the sign-in page, the queue consumers) would not import pydantic at all (pydantic, pydantic_core and "
+            "annotated_types above)."
         )
     for name, ratio, target, calls in warm_miss:
         e = warm["endpoints"][name]
