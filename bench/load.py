@@ -40,8 +40,10 @@ VICTIMS = 5
 PASSWORD = "quiet-orchard-lantern-77"
 LOCUST = ROOT / ".venv-load" / "bin" / "locust"
 OUT = ROOT / "docs" / "load.json"
-# Answers that write an audit record (a refused or limited request may not).
-AUDITED = {("POST", "/login"), ("POST", "/token/refresh"), ("POST", "/forgot-password")}
+# Answers that write an audit record each (a refused or limited request may not).
+# A routine token refresh does not: its session counts it and one summary an hour
+# reaches the trail (docs/audit.md), so a two-minute run leaves none.
+AUDITED = {("POST", "/login"), ("POST", "/forgot-password")}
 LINE = re.compile(r"^(\w+) (\S+) -> (\d{3}) \((\d+) ms\)$")
 
 

@@ -240,7 +240,8 @@ counts as the limits at work, not as a failure.
 What the server answered (its own log, so no 5xx can hide): {answers}.
 **5xx answers: {run['server_5xx']}.** Audit trail afterwards: {run['audit_verify']};
 {run['audit_records']} records written during the run for {run['audited_answers']}
-answers that must each leave at least one ({'complete' if run['audit_verify_ok'] and run['audit_records'] >= run['audited_answers'] else 'INCOMPLETE'}).
+answers that must each leave at least one (logins and reset requests; a routine token
+refresh is counted in its session and summarised hourly) ({'complete' if run['audit_verify_ok'] and run['audit_records'] >= run['audited_answers'] else 'INCOMPLETE'}).
 """
 
 
