@@ -88,6 +88,19 @@ def memory_sizes(stack: Stack | None = None) -> dict[str, int]:
     return out
 
 
+def snapstart_functions(stack: Stack | None = None) -> set[str]:
+    """The functions whose published versions have SnapStart (and so a cache
+    billed every second): the Globals' `ApplyOn`, unless a function sets its own."""
+    stack = stack or Stack()
+    default = (stack.template["Globals"]["Function"].get("SnapStart") or {}).get("ApplyOn", "None")
+    on = set()
+    for logical, res in stack.of_type("AWS::Serverless::Function").items():
+        own = (res["Properties"].get("SnapStart") or {}).get("ApplyOn")
+        if stack.resolve(own if own is not None else default) == "PublishedVersions":
+            on.add(logical)
+    return on
+
+
 def log_retention_months(stack: Stack | None = None) -> float:
     """How long the API access log is kept."""
     stack = stack or Stack()
@@ -137,6 +150,7 @@ class Levers:
     writer_head_once: bool = True  # the writer's head written once a batch, its seal marks it stored
     function_log_months: float | None = None  # None: the template's FunctionLogRetentionDays
     refresh_summaries: bool = True  # routine rotations summarised a session an interval, not one event each
+    snapstart_where_waited: bool = True  # SnapStart (and its cache) only on the functions a person waits on
 
 
 NOW = Levers()
@@ -241,8 +255,11 @@ def flow_cost(
     }
 
 
-def fixed_monthly(stack: Stack | None = None) -> dict[str, float]:
-    """What the stack costs a month whatever the traffic."""
+def fixed_monthly(stack: Stack | None = None, levers: Levers = NOW) -> dict[str, float]:
+    """What the stack costs a month whatever the traffic: SnapStart's cache is
+    billed for the memory of each function that has it on, every second (with
+    the lever off: of every function, as when the Globals set it for all)."""
     sizes = memory_sizes(stack)
-    snapstart = sum(mb / 1024 for mb in sizes.values()) * SECONDS_A_MONTH * P["snapstart_cache_gb_second"]
+    cached = snapstart_functions(stack) if levers.snapstart_where_waited else set(sizes)
+    snapstart = sum(mb / 1024 for logical, mb in sizes.items() if logical in cached) * SECONDS_A_MONTH * P["snapstart_cache_gb_second"]
     return {"snapstart_cache": snapstart, "keys_and_secrets": P["kms_key_month"] * 2 + 2 * P["secret_month"]}

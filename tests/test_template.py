@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 from carekey.catalog import ENDPOINTS
 
-from local.template import load
+from bench.cost import SECONDS_A_MONTH, P, fixed_monthly, memory_sizes, snapstart_functions
+from local.template import Stack, load
 from tests.conftest import STACK
 
 T = load()
@@ -275,6 +276,45 @@ def test_password_hashing_functions_get_a_full_vcpu():
         "WebAuthnRegisterFunction", "DeleteAccountFunction", "AdminUsersFunction", "MfaFunction",
     }
     assert T["Globals"]["Function"]["MemorySize"] == {"Ref": "FunctionMemorySize"}
+
+
+def test_snapstart_is_on_exactly_where_a_person_waits_on_a_cold_start():
+    # Given the template with its default parameters
+    # When the functions whose published versions get SnapStart are read (Globals' default, each function's own)
+    on = snapstart_functions(STACK)
+    # Then every function behind a public route, and the authorizer in front of them, has it
+    routes = STACK.routes()
+    waited_on = {r.function for r in routes if not r.iam} | {r.authorizer for r in routes if r.authorizer}
+    assert waited_on and on == waited_on
+    # And the queue and SNS consumers and the operators' (IAM-signed) functions do not pay for its cache
+    assert set(FUNCTIONS) - on == {
+        "AuditWriterFunction", "EmailSenderFunction", "EmailFeedbackFunction", "AdminUsersFunction", "AdminAuditFunction",
+    }
+    for name in set(FUNCTIONS) - on:
+        assert FUNCTIONS[name]["Properties"]["SnapStart"] == {"ApplyOn": "None"}, name
+        assert not any(e["Type"] == "Api" and (e["Properties"].get("Auth") or {}).get("Authorizer") != "AWS_IAM"
+                       for e in (FUNCTIONS[name]["Properties"].get("Events") or {}).values()), name
+
+
+def test_enable_snapstart_false_turns_it_off_everywhere_and_its_cache_costs_nothing():
+    # Given a deployment with EnableSnapStart=false
+    stack = Stack(overrides={"EnableSnapStart": "false"})
+    # When its SnapStart functions and fixed monthly cost are read
+    # Then no function has SnapStart and its cache costs nothing
+    assert snapstart_functions(stack) == set()
+    assert fixed_monthly(stack)["snapstart_cache"] == 0.0
+
+
+def test_the_snapstart_cache_is_billed_for_the_memory_of_the_functions_that_have_it():
+    # Given the default template, where some functions go without SnapStart
+    sizes, on = memory_sizes(STACK), snapstart_functions(STACK)
+    assert on < set(sizes)
+    # When the fixed monthly cost is modelled
+    cache = fixed_monthly(STACK)["snapstart_cache"]
+    # Then it is the cache price for the memory of exactly those functions, less than for all of them
+    per_gb_month = SECONDS_A_MONTH * P["snapstart_cache_gb_second"]
+    assert cache == pytest.approx(sum(sizes[n] for n in on) / 1024 * per_gb_month)
+    assert cache < sum(sizes.values()) / 1024 * per_gb_month
 
 
 def test_email_work_is_queued_retried_dead_lettered_encrypted_and_alarmed():
