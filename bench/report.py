@@ -27,6 +27,7 @@ from bench.cost import (  # the prices and the model live in bench/cost.py
     log_retention_months,
     memory_sizes,
     refresh_audit_share,
+    snapstart_functions,
 )
 
 PARTS = ("api", "lambda", "dynamodb", "other", "logs")
@@ -85,7 +86,7 @@ def cost_model(data: dict[str, Any], levers: Levers = NOW) -> dict[str, Any]:
     # Audit events a refresh submits in AWS beyond the measured run's (see refresh_audit_share).
     share = refresh_audit_share() if levers.refresh_summaries else 1.0
     extra = {"token refresh": max(0.0, share - audit_events(flows.get("token refresh", {})))}
-    out: dict[str, Any] = {"refresh_audit_share": share, "fixed": fixed_monthly(), "retention_months": months, "function_retention_months": levers.function_log_months or function_months}
+    out: dict[str, Any] = {"refresh_audit_share": share, "fixed": fixed_monthly(levers=levers), "retention_months": months, "function_retention_months": levers.function_log_months or function_months}
     for api in ("rest", "http"):
         items: dict[str, dict[str, float]] = {}
         for item, steps in plan.items():
@@ -147,6 +148,7 @@ def lever_rows(data: dict[str, Any]) -> list[list[str]]:
         ("one KMS MAC a writer batch (a seal), not one a record", Levers(mac_per_batch=False)),
         ("the writer's head written once a batch (its seal marks the batch stored)", Levers(writer_head_once=False)),
         ("function logs kept FunctionLogRetentionDays, not six years", Levers(function_log_months=72.1)),
+        ("SnapStart only on the functions a person waits on (not the queue consumers, not the operators')", Levers(snapstart_where_waited=False)),
     ):
         before = cost_model(data, off)["rest"]["total"]
         rows.append([name, f"${before:,.0f}", f"${now:,.0f}", f"${before - now:,.0f}"])
@@ -313,6 +315,7 @@ def write(data: dict[str, Any], markdown: Path, svg_path: Path) -> None:
         for flow, times in (("login", WORKLOAD["logins"]), ("token refresh", WORKLOAD["refreshes"]))
     )
     snapstart = model["fixed"]["snapstart_cache"]
+    snapstart_count, function_count = len(snapstart_functions()), len(memory_sizes())
     cognito = {
         "Lite": (1_000_000 - 10_000) * P["cognito_lite_mau"],
         "Essentials": (1_000_000 - 10_000) * P["cognito_essentials_mau"],
@@ -336,7 +339,9 @@ def write(data: dict[str, Any], markdown: Path, svg_path: Path) -> None:
             "snapshot (restore time cannot be measured off AWS). Without SnapStart, the next lever is the settings "
             "model: as a plain dataclass, the functions that take no request body (the authorizer, JWKS, the docs, "
             "the sign-in page, the queue consumers) would not import pydantic at all (pydantic, pydantic_core and "
-            "annotated_types above)."
+            "annotated_types above). The operators' functions (admin_users, admin_audit) and the queue and SNS "
+            "consumers go without SnapStart: nobody waits on their cold start, and its cache would be billed for "
+            "them every second."
         )
     for name, ratio, target, calls in warm_miss:
         e = warm["endpoints"][name]
@@ -432,7 +437,8 @@ Lambda's CPU share at the function's memory (from the template), plus
 function's own lines (Lambda's START/END/REPORT lines are off): the access
 log kept {model['retention_months']:.0f} months, function logs
 {model['function_retention_months']:.0f} months (the template's retentions).
-SnapStart: the cache of every function's published version (fixed), and one
+SnapStart: the cache of the published version of each function that has it
+({snapstart_count} of {function_count}, those a person waits on; fixed), and one
 restore per thousand invocations (an assumption well above a steady load's
 churn). Target: at most ${cost_target:,.0f} a month (a tenth of Cognito
 Essentials).
@@ -463,7 +469,9 @@ DynamoDB work (`docs/audit.md`). The API access log is kept for the audit
 period ({model['retention_months']:.0f} months), function logs
 {model['function_retention_months']:.0f} months (`FunctionLogRetentionDays`,
 docs/hipaa.md argues it). SnapStart's cache (${snapstart:,.0f} a month, fixed) buys cold starts off
-the request path; `EnableSnapStart=false` removes it for small deployments.
+the request path, so only the functions a person waits on have it: the queue
+and SNS consumers and the operators' functions go without (template.yaml);
+`EnableSnapStart=false` removes it for small deployments.
 
 {gap_plan(model, cost_target)}
 
