@@ -171,6 +171,22 @@ def login_failed(email: str) -> None:
 
 
 def login_succeeded(gate: LoginGate) -> None:
+    """The admitted attempt was right: the failures before it, and any lock, no
+    longer hold.
+
+    Always one DeleteItem, never a read first: the gate's admission has just
+    written this item (every attempt counts itself before the password is
+    checked, so no burst can outrun the lockout), so there is always something
+    to clear, at least this attempt's own count.
+
+    A wrong guess admitted after this attempt (the compare-and-set orders them)
+    may have counted itself, and even set a lock, before this delete: the delete
+    lifts that too, and that is right.  The guess was admitted, so it got no
+    more than the lockout allows; a success clears every attempt admitted
+    before it, whatever their outcome; and keeping the lock would shut out the
+    owner who has just proved the password, while an attacker gains nothing
+    from the owner's success (their next guesses start a fresh count, as after
+    any success).  A lock set after this delete holds as usual."""
     store.clear_lock(gate.key)
 
 
