@@ -71,8 +71,11 @@ def test_one_function_per_step_each_with_its_own_kms_encrypted_log_group():
         # (one anchor line a batch: the chain's end and seal) keeps the audit period
         expected = 2192 if name == "AuditWriterFunction" else {"Ref": "FunctionLogRetentionDays"}
         assert props["RetentionInDays"] == expected, name
+    # The access log serves operations in CloudWatch Logs; its six years are in the locked archive
+    # (test_the_access_log_is_archived_six_years_in_a_locked_bucket)
     access = R["ApiAccessLogGroup"]["Properties"]
-    assert access["RetentionInDays"] >= 2192 and "KmsKeyId" in access
+    assert access["RetentionInDays"] == {"Ref": "AccessLogRetentionDays"}
+    assert access["KmsKeyId"] == {"Fn::GetAtt": ["DataKey", "Arn"]}
 
 
 def test_tables_are_encrypted_recoverable_and_protected():
@@ -410,3 +413,122 @@ def test_every_kms_grant_to_a_function_names_the_service_it_goes_through():
                 assert s["Condition"]["StringEquals"] == {"kms:EncryptionContext:purpose": "totp-secret"}
                 continue
             assert "kms:ViaService" in s.get("Condition", {}).get("StringEquals", {}), name
+
+
+# CloudWatch Logs accepts only these retentions (PutRetentionPolicy).
+CLOUDWATCH_RETENTION_DAYS = {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653}
+
+
+def _granted(role: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for p in role["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]]
+
+
+def test_the_access_log_group_keeps_lines_for_operations_only():
+    # Given the access log group and its retention parameter
+    parameter = T["Parameters"]["AccessLogRetentionDays"]
+    # Then CloudWatch Logs keeps the lines AccessLogRetentionDays (90 by default), one of the values it accepts
+    assert R["ApiAccessLogGroup"]["Properties"]["RetentionInDays"] == {"Ref": "AccessLogRetentionDays"}
+    assert parameter["Default"] == 90 and set(parameter["AllowedValues"]) == CLOUDWATCH_RETENTION_DAYS
+    assert T["Parameters"]["FunctionLogRetentionDays"]["AllowedValues"] and set(T["Parameters"]["FunctionLogRetentionDays"]["AllowedValues"]) <= CLOUDWATCH_RETENTION_DAYS
+
+
+def test_every_access_log_line_goes_to_the_archive_stream():
+    # Given the subscriptions on the access log group
+    subscriptions = [r["Properties"] for r in _of("AWS::Logs::SubscriptionFilter").values()
+                     if r["Properties"]["LogGroupName"] == {"Ref": "ApiAccessLogGroup"}]
+    # Then one, with an empty pattern (every line), sends to the delivery stream through its own role
+    assert len(subscriptions) == 1
+    (subscription,) = subscriptions
+    assert subscription["FilterPattern"] == ""
+    assert subscription["DestinationArn"] == {"Fn::GetAtt": ["AccessLogDeliveryStream", "Arn"]}
+    assert subscription["RoleArn"] == {"Fn::GetAtt": ["AccessLogSubscriptionRole", "Arn"]}
+    # And the HTTP API option logs to the same group, so its lines are archived too
+    from local.http_api import http_api_template
+
+    http = http_api_template()["Resources"]
+    (stage,) = (r for r in http.values() if r["Type"] == "AWS::Serverless::HttpApi")
+    assert stage["Properties"]["AccessLogSettings"]["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+
+
+def test_the_access_log_is_archived_six_years_in_a_locked_bucket():
+    # Given the delivery stream and the bucket it delivers to
+    stream = R["AccessLogDeliveryStream"]["Properties"]
+    s3 = stream["ExtendedS3DestinationConfiguration"]
+    assert s3["BucketARN"] == {"Fn::GetAtt": ["AccessLogArchiveBucket", "Arn"]}
+    bucket = R["AccessLogArchiveBucket"]
+    props = bucket["Properties"]
+    # Then every object is locked in COMPLIANCE mode for AuditRetentionDays (at least six years), versioned, never deleted
+    assert props["ObjectLockEnabled"] is True
+    assert props["ObjectLockConfiguration"]["Rule"]["DefaultRetention"] == {"Mode": "COMPLIANCE", "Days": {"Ref": "AuditRetentionDays"}}
+    assert T["Parameters"]["AuditRetentionDays"]["MinValue"] == 2192
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert bucket["DeletionPolicy"] == "Retain" and bucket["UpdateReplacePolicy"] == "Retain"
+    # And it is encrypted with the data key, never public, and owned by the account alone
+    (sse,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert sse["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": {"Fn::GetAtt": ["DataKey", "Arn"]}}
+    assert s3["EncryptionConfiguration"] == {"KMSEncryptionConfig": {"AWSKMSKeyARN": {"Fn::GetAtt": ["DataKey", "Arn"]}}}
+    assert stream["DeliveryStreamEncryptionConfigurationInput"] == {"KeyType": "CUSTOMER_MANAGED_CMK", "KeyARN": {"Fn::GetAtt": ["DataKey", "Arn"]}}
+    assert props["PublicAccessBlockConfiguration"] == dict.fromkeys(("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"), True)
+    assert props["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    # And only the stream's role adds objects, nobody removes or unlocks one, and only over TLS
+    statements = {s["Sid"]: s for s in _statements(R["AccessLogArchiveBucketPolicy"])}
+    assert statements["OnlyTheStreamAddsLines"]["Condition"]["ArnNotEquals"]["aws:PrincipalArn"] == {"Fn::GetAtt": ["AccessLogDeliveryRole", "Arn"]}
+    assert {"s3:DeleteObject", "s3:DeleteObjectVersion", "s3:PutObjectRetention", "s3:BypassGovernanceRetention"} <= set(
+        _actions(statements["NoLineIsEverRemovedOrUnlocked"]))
+    assert all(s["Effect"] == "Deny" for s in statements.values())
+    assert statements["TlsOnly"]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    # And the lines are kept as CloudWatch Logs delivers them (gzip), in few large objects, with delivery errors logged
+    assert s3["CompressionFormat"] == "UNCOMPRESSED" and "ProcessingConfiguration" not in s3
+    assert s3["BufferingHints"] == {"SizeInMBs": 128, "IntervalInSeconds": 900}
+    logging = s3["CloudWatchLoggingOptions"]
+    assert logging["Enabled"] is True and logging["LogGroupName"] == {"Ref": "AccessLogDeliveryErrorLogGroup"}
+    assert R["AccessLogDeliveryErrorLogGroup"]["Properties"]["KmsKeyId"] == {"Fn::GetAtt": ["DataKey", "Arn"]}
+    # And auditors read it with the audit read policy
+    readable = [r for s in _statements(R["AuditReadPolicy"]) if "s3:GetObject" in _actions(s) for r in s["Resource"]]
+    assert {"Fn::Sub": "${AccessLogArchiveBucket.Arn}/*"} in readable
+
+
+def test_the_archive_roles_hold_only_what_delivery_needs():
+    # Given the role CloudWatch Logs uses to put lines into the stream
+    subscription = R["AccessLogSubscriptionRole"]["Properties"]
+    (trust,) = subscription["AssumeRolePolicyDocument"]["Statement"]
+    # Then only CloudWatch Logs in this region assumes it, and only for the access log group
+    assert trust["Principal"] == {"Service": {"Fn::Sub": "logs.${AWS::Region}.amazonaws.com"}}
+    sources = trust["Condition"]["StringLike"]["aws:SourceArn"]
+    assert sources and all("log-group:${ApiAccessLogGroup}" in s["Fn::Sub"] for s in sources)
+    # And it may only put records into that one stream
+    assert _granted(R["AccessLogSubscriptionRole"]) == [
+        {"Effect": "Allow", "Action": ["firehose:PutRecord", "firehose:PutRecordBatch"], "Resource": {"Fn::GetAtt": ["AccessLogDeliveryStream", "Arn"]}}
+    ]
+    # Given the role Firehose uses to write the archive
+    delivery = R["AccessLogDeliveryRole"]["Properties"]
+    (trust,) = delivery["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "firehose.amazonaws.com"}
+    assert trust["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
+    granted = _granted(R["AccessLogDeliveryRole"])
+    # Then no grant is a wildcard action or resource, and nothing reads, deletes or unlocks an object
+    for s in granted:
+        assert s["Effect"] == "Allow" and not any("*" in a for a in _actions(s)), s
+        resources = s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]
+        assert all(r != "*" for r in resources), s
+    actions = {a for s in granted for a in _actions(s)}
+    assert actions == {
+        "s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads", "s3:PutObject", "s3:AbortMultipartUpload",
+        "kms:GenerateDataKey", "kms:Decrypt", "logs:PutLogEvents",
+    }
+    # And it writes objects only under the stream's prefixes of the archive bucket
+    (put,) = (s for s in granted if "s3:PutObject" in _actions(s))
+    assert put["Resource"] == [{"Fn::Sub": "${AccessLogArchiveBucket.Arn}/access-log/*"}, {"Fn::Sub": "${AccessLogArchiveBucket.Arn}/delivery-errors/*"}]
+    assert _s3_prefixes_match(R["AccessLogDeliveryStream"]["Properties"]["ExtendedS3DestinationConfiguration"])
+    # And uses the data key only through S3, for objects of that bucket
+    (kms,) = (s for s in granted if any(a.startswith("kms:") for a in _actions(s)))
+    assert kms["Resource"] == {"Fn::GetAtt": ["DataKey", "Arn"]}
+    assert kms["Condition"]["StringEquals"] == {"kms:ViaService": {"Fn::Sub": "s3.${AWS::Region}.amazonaws.com"}}
+    assert kms["Condition"]["StringLike"] == {"kms:EncryptionContext:aws:s3:arn": {"Fn::Sub": "${AccessLogArchiveBucket.Arn}/*"}}
+    (logs,) = (s for s in granted if "logs:PutLogEvents" in _actions(s))
+    assert logs["Resource"] == {"Fn::GetAtt": ["AccessLogDeliveryErrorLogGroup", "Arn"]}
+
+
+def _s3_prefixes_match(s3: dict[str, Any]) -> bool:
+    """The stream's object prefixes are the ones its role may write under."""
+    return s3["Prefix"].startswith("access-log/") and s3["ErrorOutputPrefix"].startswith("delivery-errors/")
