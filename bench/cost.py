@@ -31,6 +31,8 @@ PRICES = {
     "ses_email": (0.10 / 1000, "SES, per email"),
     "logs_ingest_gb": (0.50, "CloudWatch Logs, per GB ingested"),
     "logs_store_gb_month": (0.03, "CloudWatch Logs, per GB-month stored"),
+    "firehose_ingest_gb": (0.029, "Kinesis Data Firehose, Direct PUT ingestion, per GB (first 500 TB; each record rounded up to 5 KB)"),
+    "s3_standard_gb_month": (0.023, "S3 Standard, per GB-month (first 50 TB)"),
     "kms_key_month": (1.00, "KMS, per customer-managed key per month"),
     "secret_month": (0.40, "Secrets Manager, per secret per month"),
     "cognito_lite_mau": (0.0055, "Cognito Lite, per MAU above 10,000"),
@@ -50,6 +52,25 @@ TARGET_PER_MAU = 1485.0 / MAU  # a tenth of Cognito Essentials at a million MAU
 # lines are off (SystemLogLevel WARN in template.yaml).
 ACCESS_LOG_BYTES = 330
 FUNCTION_LOG_BYTES = 60
+# The access log's archive (template.yaml: ApiAccessLogGroup -> subscription ->
+# AccessLogDeliveryStream -> AccessLogArchiveBucket). CloudWatch Logs hands
+# Firehose gzip records, each a batch of lines in its JSON envelope, and they are
+# stored as delivered. Stored bytes per line byte, measured: 200,000 lines from
+# the template's access log Format with realistic values (random request ids,
+# 20,000 users' addresses and ids, six user agents, the workload's route mix, 95%
+# 200s), wrapped in CloudWatch Logs' envelope (event id, timestamp, log group and
+# stream) in records of 130 lines (a second's requests at a million users'
+# average rate), each gzipped (level 6): 0.218 of the line bytes, 4.6x smaller.
+# Records of 10 lines give 2.5x, of 2,000 lines 5.0x; decompressing in Firehose
+# and gzipping a whole buffer gives 4.9x with the envelope, 7.7x without it.
+ACCESS_LOG_ARCHIVE_RATIO = 4.6
+# Note: _log_cost charges CloudWatch Logs' storage on the uncompressed bytes;
+# AWS bills archived log data after gzip level 6 (plus 26 bytes an event; its
+# pricing calculator assumes 15% of the ingested bytes). Not applied here yet:
+# it would lower every CloudWatch storage figure, the function logs' too.
+# Firehose bills a subscription's record by its (compressed) size rounded up to
+# 5 KB; a record holds many lines, so billing each line's uncompressed bytes is
+# an upper bound whenever a record carries 16 lines or more (5 KB / 330 bytes).
 DYNAMODB_MS = 5.0  # DynamoDB's in-region latency per request, assumed (single-digit ms)
 # SnapStart restores: assumed one per thousand invocations (a new execution
 # environment for every thousand requests is far more churn than a steady
@@ -102,9 +123,24 @@ def snapstart_functions(stack: Stack | None = None) -> set[str]:
 
 
 def log_retention_months(stack: Stack | None = None) -> float:
-    """How long the API access log is kept."""
+    """How long CloudWatch Logs keeps the API access log (AccessLogRetentionDays: operations)."""
     stack = stack or Stack()
     return int(stack.resolve(stack.resources["ApiAccessLogGroup"]["Properties"]["RetentionInDays"])) / 30.4
+
+
+def access_log_archive_months(stack: Stack | None = None) -> float:
+    """How long the archive keeps the access log (its Object Lock default retention)."""
+    stack = stack or Stack()
+    rule = stack.resources["AccessLogArchiveBucket"]["Properties"]["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]
+    return int(stack.resolve(rule["Days"])) / 30.4
+
+
+def access_log_archive_objects(stack: Stack | None = None) -> float:
+    """Objects Firehose puts in the archive a month: one a buffer interval (at a
+    million users the compressed lines fill a few MB of the 128 MB buffer in 15 minutes)."""
+    stack = stack or Stack()
+    hints = stack.resources["AccessLogDeliveryStream"]["Properties"]["ExtendedS3DestinationConfiguration"]["BufferingHints"]
+    return SECONDS_A_MONTH / int(stack.resolve(hints["IntervalInSeconds"]))
 
 
 def function_log_retention_months(stack: Stack | None = None) -> float:
@@ -118,11 +154,18 @@ def function_log_retention_months(stack: Stack | None = None) -> float:
     return max(days or [0]) / 30.4
 
 
-def _log_cost(requests: float, access_months: float, function_months: float) -> float:
+def _log_cost(requests: float, access_months: float, function_months: float, archive_months: float = 0.0) -> float:
+    """CloudWatch Logs (ingestion, and storage for each log's retention), and the
+    access log's archive: Firehose ingestion and S3 Standard storage of the
+    compressed lines for `archive_months` (0: no archive)."""
     ingest = requests * (ACCESS_LOG_BYTES + FUNCTION_LOG_BYTES) / 1e9 * P["logs_ingest_gb"]
     # Steady state: a month's bytes are stored for as many months as they are kept.
     stored = requests * (ACCESS_LOG_BYTES * access_months + FUNCTION_LOG_BYTES * function_months) / 1e9 * P["logs_store_gb_month"]
-    return ingest + stored
+    archived = 0.0
+    if archive_months:
+        line_gb = requests * ACCESS_LOG_BYTES / 1e9
+        archived = line_gb * P["firehose_ingest_gb"] + line_gb / ACCESS_LOG_ARCHIVE_RATIO * archive_months * P["s3_standard_gb_month"]
+    return ingest + stored + archived
 
 
 # A queue consumer (the audit writer, the email sender) takes its messages in
@@ -151,6 +194,7 @@ class Levers:
     function_log_months: float | None = None  # None: the template's FunctionLogRetentionDays
     refresh_summaries: bool = True  # routine rotations summarised a session an interval, not one event each
     snapstart_where_waited: bool = True  # SnapStart (and its cache) only on the functions a person waits on
+    access_log_archive: bool = True  # the access log's six years in the locked S3 archive, not in CloudWatch Logs
 
 
 NOW = Levers()
@@ -231,9 +275,11 @@ def flow_cost(
     flow: dict[str, Any], name: str, cpu_ms: float, memory_mb: int, api: str, months: float,
     levers: Levers = NOW, function_months: float | None = None, audit_measured: dict[str, Any] | None = None,
     extra_audit_events: float = 0.0,
+    archive_months: float | None = None,
 ) -> dict[str, float]:
     """One run of a flow, by part, for `api` in ("rest", "http"); `extra_audit_events`
-    adds events the measured run did not submit (the refreshes' summaries)."""
+    adds events the measured run did not submit (the refreshes' summaries). `months`: the
+    access log in CloudWatch Logs; `archive_months`: in the archive (None: the template's)."""
     edge = EDGE.get(name, {"requests": 1, "protected": 0})
     invocations = edge["requests"] + (edge["protected"] if api == "rest" else 0)
     duration_s = lambda_ms(cpu_ms, flow["reads"] + flow["writes"], memory_mb) / 1000
@@ -245,13 +291,17 @@ def flow_cost(
     wcu = flow["wcu"] - flow.get("audit_wcu", 0.0) + events * writer["wcu"]
     if levers.function_log_months is not None:
         function_months = levers.function_log_months
+    if archive_months is None:
+        archive_months = access_log_archive_months()
+    if not levers.access_log_archive:  # the design before: six years in CloudWatch Logs, no archive
+        months, archive_months = archive_months, 0.0
     return {
         "api": edge["requests"] * P["apigw_rest_request" if api == "rest" else "apigw_http_request"],
         "lambda": gb_s * P["lambda_gb_second_arm64"] + invocations * P["lambda_request"]
         + invocations * RESTORES_PER_INVOCATION * memory_mb / 1024 * P["snapstart_restore_gb"],
         "dynamodb": wcu * P["ddb_write_unit"] + rcu * P["ddb_read_unit"],
         "other": _calls_cost(flow.get("calls", {}), levers) + extra_audit_events * _calls_cost(ONE_AUDIT_EVENT, levers),
-        "logs": _log_cost(edge["requests"], months, months if function_months is None else function_months),
+        "logs": _log_cost(edge["requests"], months, months if function_months is None else function_months, archive_months),
     }
 
 
@@ -262,4 +312,8 @@ def fixed_monthly(stack: Stack | None = None, levers: Levers = NOW) -> dict[str,
     sizes = memory_sizes(stack)
     cached = snapstart_functions(stack) if levers.snapstart_where_waited else set(sizes)
     snapstart = sum(mb / 1024 for logical, mb in sizes.items() if logical in cached) * SECONDS_A_MONTH * P["snapstart_cache_gb_second"]
-    return {"snapstart_cache": snapstart, "keys_and_secrets": P["kms_key_month"] * 2 + 2 * P["secret_month"]}
+    return {
+        "snapstart_cache": snapstart,
+        "keys_and_secrets": P["kms_key_month"] * 2 + 2 * P["secret_month"],
+        "access_log_archive_objects": access_log_archive_objects(stack) * P["s3_put"],
+    }

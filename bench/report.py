@@ -9,6 +9,7 @@ from typing import Any
 
 from bench import importing
 from bench.cost import (  # the prices and the model live in bench/cost.py
+    ACCESS_LOG_ARCHIVE_RATIO,
     DYNAMODB_MS,
     MAU,
     NOW,
@@ -18,6 +19,7 @@ from bench.cost import (  # the prices and the model live in bench/cost.py
     WORKLOAD,
     Levers,
     P,
+    access_log_archive_months,
     audit_events,
     cpu_share,
     fixed_monthly,
@@ -73,6 +75,7 @@ def cost_model(data: dict[str, Any], levers: Levers = NOW) -> dict[str, Any]:
     refresh_cpu = _cpu_ms(endpoints["POST /token/refresh"], base["getitem"])
     reset_cpu = base["hashpw"] + 5.0
     months, function_months = log_retention_months(), function_log_retention_months()
+    archive_months = access_log_archive_months()
     audit_measured = data.get("audit")
     plan = {
         "logins": [("login", login_cpu, pw)],
@@ -86,7 +89,7 @@ def cost_model(data: dict[str, Any], levers: Levers = NOW) -> dict[str, Any]:
     # Audit events a refresh submits in AWS beyond the measured run's (see refresh_audit_share).
     share = refresh_audit_share() if levers.refresh_summaries else 1.0
     extra = {"token refresh": max(0.0, share - audit_events(flows.get("token refresh", {})))}
-    out: dict[str, Any] = {"refresh_audit_share": share, "fixed": fixed_monthly(levers=levers), "retention_months": months, "function_retention_months": levers.function_log_months or function_months}
+    out: dict[str, Any] = {"refresh_audit_share": share, "fixed": fixed_monthly(levers=levers), "retention_months": months, "archive_months": archive_months, "function_retention_months": levers.function_log_months or function_months}
     for api in ("rest", "http"):
         items: dict[str, dict[str, float]] = {}
         for item, steps in plan.items():
@@ -96,7 +99,7 @@ def cost_model(data: dict[str, Any], levers: Levers = NOW) -> dict[str, Any]:
                     continue
                 costs = flow_cost(
                     flows[flow_name], flow_name, cpu, memory, api, months, levers, function_months, audit_measured,
-                    extra_audit_events=extra.get(flow_name, 0.0),
+                    extra_audit_events=extra.get(flow_name, 0.0), archive_months=archive_months,
                 )
                 for part, value in costs.items():
                     parts[part] += value * WORKLOAD[item] * MAU
@@ -116,22 +119,20 @@ def gap_plan(model: dict[str, Any], target: float) -> str:
     refresh = http["items"]["refreshes"]
     rest_of_it = http["total"] - sum(refresh.values())
     allowed = target - rest_of_it
-    audit_and_logs = refresh["other"] + refresh["logs"]
     return (
         f"**The gap and the plan.** With the HTTP API the total is ${http['total']:,.0f}, "
         f"${http['total'] - target:,.0f} over. Everything but the refreshes costs ${rest_of_it:,.0f}, "
         f"so the refreshes would have to cost at most ${allowed:,.0f} where they cost ${sum(refresh.values()):,.0f}: "
         f"API Gateway ${refresh['api']:,.0f}, Lambda ${refresh['lambda']:,.0f}, DynamoDB ${refresh['dynamodb']:,.0f} "
         f"(two requests are the floor; the rest is the audit writer's share), the audit queue, seals and archive "
-        f"${refresh['other']:,.0f}, logs ${refresh['logs']:,.0f}. The measured cause is that every rotation is an "
-        "audited event and an access-log line kept six years. The plan, in order: (1) record token rotations in the "
-        "session item (a counter and the last rotation's time and address) and audit one rotation event per session "
-        "an hour, the access log still naming every request: most of the refreshes' audit share "
-        f"(up to ${refresh['other']:,.0f} and most of their DynamoDB) goes; (2) ship the access log through Kinesis "
-        "Data Firehose to the Object-Locked archive instead of keeping it in CloudWatch Logs for six years; "
-        "(3) the HTTP API for deployments that put their own WAF in front. (1) and (2) change what an auditor reads, "
-        f"so they wait for a decision recorded in docs/hipaa.md; together they would remove up to ${audit_and_logs:,.0f} "
-        "of the refreshes' cost by this model."
+        f"${refresh['other']:,.0f}, logs ${refresh['logs']:,.0f} (most of it CloudWatch Logs' ingestion of each "
+        "request's lines; the access log's six years are in the Object-Locked S3 archive, delivered by Firehose). "
+        "The measured cause is that every rotation is an audited event. The plan, in order: (1) record token rotations "
+        "in the session item (a counter and the last rotation's time and address) and audit one rotation event per "
+        "session an hour, the access log (archived six years) still naming every request: most of the refreshes' "
+        f"audit share (up to ${refresh['other']:,.0f} and most of their DynamoDB) goes; (2) the HTTP API for "
+        "deployments that put their own WAF in front. (1) changes what an auditor reads, so it waits for a decision "
+        "recorded in docs/hipaa.md."
     )
 
 
@@ -149,6 +150,7 @@ def lever_rows(data: dict[str, Any]) -> list[list[str]]:
         ("the writer's head written once a batch (its seal marks the batch stored)", Levers(writer_head_once=False)),
         ("function logs kept FunctionLogRetentionDays, not six years", Levers(function_log_months=72.1)),
         ("SnapStart only on the functions a person waits on (not the queue consumers, not the operators')", Levers(snapstart_where_waited=False)),
+        ("the access log's six years in the locked S3 archive (Firehose), not in CloudWatch Logs", Levers(access_log_archive=False)),
     ):
         before = cost_model(data, off)["rest"]["total"]
         rows.append([name, f"${before:,.0f}", f"${now:,.0f}", f"${before - now:,.0f}"])
@@ -434,9 +436,14 @@ sender, the audit writer), which the local event source runs within the
 request. Lambda duration is this machine's measured CPU time scaled to
 Lambda's CPU share at the function's memory (from the template), plus
 {DYNAMODB_MS:g} ms per DynamoDB request. Logs: the API access log line and the
-function's own lines (Lambda's START/END/REPORT lines are off): the access
-log kept {model['retention_months']:.0f} months, function logs
-{model['function_retention_months']:.0f} months (the template's retentions).
+function's own lines (Lambda's START/END/REPORT lines are off), ingested
+by CloudWatch Logs: the access log kept there {model['retention_months']:.0f} months
+(`AccessLogRetentionDays`), function logs {model['function_retention_months']:.0f} months
+(the template's retentions), and the access log's archive: Firehose
+ingestion of the lines and S3 Standard storage for
+{model['archive_months']:.0f} months of CloudWatch Logs' gzip records
+({ACCESS_LOG_ARCHIVE_RATIO:g}x smaller than the lines, measured; see
+`bench/cost.py`), one S3 PUT a 15-minute buffer (fixed).
 SnapStart: the cache of the published version of each function that has it
 ({snapstart_count} of {function_count}, those a person waits on; fixed), and one
 restore per thousand invocations (an assumption well above a steady load's
@@ -465,10 +472,20 @@ Cognito's prices exclude its email (SES) and any Lambda triggers.
 refreshes; the HTTP API option cuts it to $300. The audit trail costs each
 event an SQS FIFO message, a tenth of a KMS GenerateMac (one seal a batch of
 10: about ${kms_cost:,.0f} a month here) and the writer's share of a batch's
-DynamoDB work (`docs/audit.md`). The API access log is kept for the audit
-period ({model['retention_months']:.0f} months), function logs
-{model['function_retention_months']:.0f} months (`FunctionLogRetentionDays`,
-docs/hipaa.md argues it). SnapStart's cache (${snapstart:,.0f} a month, fixed) buys cold starts off
+DynamoDB work (`docs/audit.md`). The API access log stays
+{model['retention_months']:.0f} months in CloudWatch Logs for operations
+(`AccessLogRetentionDays`) and the audit period
+({model['archive_months']:.0f} months) in the Object-Locked S3 archive (delivered
+by Firehose as CloudWatch Logs' gzip records, {ACCESS_LOG_ARCHIVE_RATIO:g}x smaller than
+the lines, S3 Standard at $0.023 a GB-month). The logs' cost is now mostly
+CloudWatch's ingestion ($0.50 a GB, paid once by every line) and the archive's
+storage. A caveat on the lever above: this model charges CloudWatch Logs'
+storage on the uncompressed lines, while AWS bills archived log data after
+gzip (its calculator assumes 15% of the ingested bytes); on that basis six
+years in CloudWatch cost about what the S3 archive costs, so the saving shown
+is an upper bound and the archive's worth is its Object Lock. Function logs are kept
+{model['function_retention_months']:.0f} months (`FunctionLogRetentionDays`;
+docs/hipaa.md argues both). SnapStart's cache (${snapstart:,.0f} a month, fixed) buys cold starts off
 the request path, so only the functions a person waits on have it: the queue
 and SNS consumers and the operators' functions go without (template.yaml);
 `EnableSnapStart=false` removes it for small deployments.
