@@ -483,6 +483,9 @@ def test_the_access_log_is_archived_six_years_in_a_locked_bucket():
     logging = s3["CloudWatchLoggingOptions"]
     assert logging["Enabled"] is True and logging["LogGroupName"] == {"Ref": "AccessLogDeliveryErrorLogGroup"}
     assert R["AccessLogDeliveryErrorLogGroup"]["Properties"]["KmsKeyId"] == {"Fn::GetAtt": ["DataKey", "Arn"]}
+    alarm = R["AccessLogArchiveDeliveryAlarm"]["Properties"]
+    assert alarm["MetricName"] == "DeliveryToS3.DataFreshness" and alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+    assert alarm["Dimensions"] == [{"Name": "DeliveryStreamName", "Value": {"Ref": "AccessLogDeliveryStream"}}]
     # And auditors read it with the audit read policy
     readable = [r for s in _statements(R["AuditReadPolicy"]) if "s3:GetObject" in _actions(s) for r in s["Resource"]]
     assert {"Fn::Sub": "${AccessLogArchiveBucket.Arn}/*"} in readable
