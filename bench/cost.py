@@ -64,10 +64,7 @@ FUNCTION_LOG_BYTES = 60
 # Records of 10 lines give 2.5x, of 2,000 lines 5.0x; decompressing in Firehose
 # and gzipping a whole buffer gives 4.9x with the envelope, 7.7x without it.
 ACCESS_LOG_ARCHIVE_RATIO = 4.6
-# Note: _log_cost charges CloudWatch Logs' storage on the uncompressed bytes;
-# AWS bills archived log data after gzip level 6 (plus 26 bytes an event; its
-# pricing calculator assumes 15% of the ingested bytes). Not applied here yet:
-# it would lower every CloudWatch storage figure, the function logs' too.
+# CloudWatch Logs bills stored log data compressed: see CW_STORED_RATIO.
 # Firehose bills a subscription's record by its (compressed) size rounded up to
 # 5 KB; a record holds many lines, so billing each line's uncompressed bytes is
 # an upper bound whenever a record carries 16 lines or more (5 KB / 330 bytes).
@@ -154,13 +151,18 @@ def function_log_retention_months(stack: Stack | None = None) -> float:
     return max(days or [0]) / 30.4
 
 
+CW_STORED_RATIO = 0.15
+
+
 def _log_cost(requests: float, access_months: float, function_months: float, archive_months: float = 0.0) -> float:
     """CloudWatch Logs (ingestion, and storage for each log's retention), and the
     access log's archive: Firehose ingestion and S3 Standard storage of the
     compressed lines for `archive_months` (0: no archive)."""
     ingest = requests * (ACCESS_LOG_BYTES + FUNCTION_LOG_BYTES) / 1e9 * P["logs_ingest_gb"]
-    # Steady state: a month's bytes are stored for as many months as they are kept.
-    stored = requests * (ACCESS_LOG_BYTES * access_months + FUNCTION_LOG_BYTES * function_months) / 1e9 * P["logs_store_gb_month"]
+    # Steady state: a month's bytes are stored for as many months as they are kept,
+    # billed compressed (CloudWatch Logs stores log data gzipped; AWS's pricing
+    # examples assume compressed data is CW_STORED_RATIO of what was ingested).
+    stored = requests * (ACCESS_LOG_BYTES * access_months + FUNCTION_LOG_BYTES * function_months) / 1e9 * CW_STORED_RATIO * P["logs_store_gb_month"]
     archived = 0.0
     if archive_months:
         line_gb = requests * ACCESS_LOG_BYTES / 1e9
@@ -242,11 +244,11 @@ def _calls_cost(calls: dict[str, float], levers: Levers = NOW) -> float:
 NEW_ADDRESS_SHARE = 0.05
 
 
-def refresh_audit_share(stack: Stack | None = None) -> float:
-    """Audit events per token refresh, from the template's defaults."""
+def refresh_audit_share(stack: Stack | None = None, access_minutes: int | None = None) -> float:
+    """Audit events per token refresh, from the template's defaults (or another access-token lifetime)."""
     stack = stack or Stack()
     env = stack.function_environment("TokenRefreshFunction")
-    every, access = int(env["REFRESH_AUDIT_MINUTES"]), int(env["ACCESS_TOKEN_MINUTES"])
+    every, access = int(env["REFRESH_AUDIT_MINUTES"]), access_minutes or int(env["ACCESS_TOKEN_MINUTES"])
     return 1.0 if every == 0 else min(1.0, access / every + NEW_ADDRESS_SHARE)
 
 

@@ -31,6 +31,7 @@ from bench.cost import (  # the prices and the model live in bench/cost.py
     refresh_audit_share,
     snapstart_functions,
 )
+from local.template import Stack
 
 PARTS = ("api", "lambda", "dynamodb", "other", "logs")
 FLOOR_NOTES = """Why flows are above their floor (the operations are in the table):
@@ -64,9 +65,14 @@ def _cpu_ms(endpoint: dict[str, Any], getitem_ms: float) -> float:
     return max(0.5, endpoint.get("own_ms", endpoint["median_ms"]))
 
 
-def cost_model(data: dict[str, Any], levers: Levers = NOW) -> dict[str, Any]:
+def cost_model(data: dict[str, Any], levers: Levers = NOW, access_minutes: int | None = None) -> dict[str, Any]:
     """Cost a month for a million active users, by workload item and by part,
-    for the REST API (template.yaml) and the HTTP API option."""
+    for the REST API (template.yaml) and the HTTP API option.  `access_minutes`
+    models another access-token lifetime: refreshes scale inversely with it."""
+    workload = dict(WORKLOAD)
+    if access_minutes:
+        default = int(Stack().function_environment("TokenRefreshFunction")["ACCESS_TOKEN_MINUTES"])
+        workload["refreshes"] = WORKLOAD["refreshes"] * default / access_minutes
     warm = data["warm"]
     flows, endpoints, base = warm["flows"], warm["endpoints"], warm["baselines_ms"]
     sizes = memory_sizes()
@@ -87,7 +93,7 @@ def cost_model(data: dict[str, Any], levers: Levers = NOW) -> dict[str, Any]:
         ],
     }
     # Audit events a refresh submits in AWS beyond the measured run's (see refresh_audit_share).
-    share = refresh_audit_share() if levers.refresh_summaries else 1.0
+    share = refresh_audit_share(access_minutes=access_minutes) if levers.refresh_summaries else 1.0
     extra = {"token refresh": max(0.0, share - audit_events(flows.get("token refresh", {})))}
     out: dict[str, Any] = {"refresh_audit_share": share, "fixed": fixed_monthly(levers=levers), "retention_months": months, "archive_months": archive_months, "function_retention_months": levers.function_log_months or function_months}
     for api in ("rest", "http"):
@@ -102,7 +108,7 @@ def cost_model(data: dict[str, Any], levers: Levers = NOW) -> dict[str, Any]:
                     extra_audit_events=extra.get(flow_name, 0.0), archive_months=archive_months,
                 )
                 for part, value in costs.items():
-                    parts[part] += value * WORKLOAD[item] * MAU
+                    parts[part] += value * workload[item] * MAU
             items[item] = parts
         variable = sum(sum(p.values()) for p in items.values())
         out[api] = {"items": items, "total": variable + sum(out["fixed"].values())}
@@ -110,29 +116,48 @@ def cost_model(data: dict[str, Any], levers: Levers = NOW) -> dict[str, Any]:
 
 
 
-def gap_plan(model: dict[str, Any], target: float) -> str:
+def gap_plan(model: dict[str, Any], target: float, longer_tokens: dict[str, Any] | None = None) -> str:
     """The gap to the cost target, where it lies and what would close it, from
     the model's own parts (HTTP API: the cheaper deployment)."""
-    http = model["http"]
+    http, rest = model["http"], model["rest"]
     if http["total"] <= target:
-        return "**The target is met** with the HTTP API option."
-    refresh = http["items"]["refreshes"]
-    rest_of_it = http["total"] - sum(refresh.values())
-    allowed = target - rest_of_it
+        return (
+            f"**The target is met** with the HTTP API option (${http['total']:,.0f}). The REST API costs "
+            f"${rest['total']:,.0f}: its request price alone is ${rest['total'] - http['total']:,.0f} more."
+        )
+    items = http["items"]
+    refresh, logins, resets = items["refreshes"], items["logins"], items["password_resets"]
+    priced = {
+        "API Gateway's request price": sum(i["api"] for i in items.values()),
+        "Lambda's bcrypt time and requests for 30 logins (cost 12 at 1,769 MB)": logins["lambda"],
+        "two emails a reset (the code, then the notice that the password changed)": resets["other"],
+        "the refreshes' DynamoDB (the account and session read, the rotation, and the summaries' share)": refresh["dynamodb"],
+        "the refreshes' Lambda": refresh["lambda"],
+    }
+    listed = "; ".join(f"{name} ${value:,.0f}" for name, value in priced.items())
     return (
-        f"**The gap and the plan.** With the HTTP API the total is ${http['total']:,.0f}, "
-        f"${http['total'] - target:,.0f} over. Everything but the refreshes costs ${rest_of_it:,.0f}, "
-        f"so the refreshes would have to cost at most ${allowed:,.0f} where they cost ${sum(refresh.values()):,.0f}: "
-        f"API Gateway ${refresh['api']:,.0f}, Lambda ${refresh['lambda']:,.0f}, DynamoDB ${refresh['dynamodb']:,.0f} "
-        f"(two requests are the floor; the rest is the audit writer's share), the audit queue, seals and archive "
-        f"${refresh['other']:,.0f}, logs ${refresh['logs']:,.0f} (most of it CloudWatch Logs' ingestion of each "
-        "request's lines; the access log's six years are in the Object-Locked S3 archive, delivered by Firehose). "
-        "The measured cause is that every rotation is an audited event. The plan, in order: (1) record token rotations "
-        "in the session item (a counter and the last rotation's time and address) and audit one rotation event per "
-        "session an hour, the access log (archived six years) still naming every request: most of the refreshes' "
-        f"audit share (up to ${refresh['other']:,.0f} and most of their DynamoDB) goes; (2) the HTTP API for "
-        "deployments that put their own WAF in front. (1) changes what an auditor reads, so it waits for a decision "
-        "recorded in docs/hipaa.md."
+        f"**The gap and its cause.** With the HTTP API the total is ${http['total']:,.0f}, "
+        f"${http['total'] - target:,.0f} over ${target:,.0f}. What is left is per-request work at 331 requests a "
+        f"user a month: {listed}; together ${sum(priced.values()):,.0f}. Each is at its floor for what it does: "
+        "a refresh reads the account and the session and rotates the token in one conditional write (its audit "
+        "share is now one summary an hour), a login is one bcrypt check, a reset sends two emails. "
+        "**The plan.** Three measured levers remain, none enough alone: (1) the audit writer's write-ahead entry "
+        "holds the batch's digests rather than its records (its head item falls from about 6 KB to under 1 KB: "
+        "about 5 write units a batch of 10); (2) login reads its email claim in the gate's BatchGetItem (one "
+        "request less a login, same units); (3) a refresh reads the account eventually consistent (the authorizer's "
+        "strongly consistent read still guards every use of the new tokens): half a read unit a refresh. "
+        "Beyond those, the workload sets the price: 300 refreshes a user a month follow from 5-minute access "
+        "tokens (`AccessTokenMinutes`). The authorizer checks the session on every call, so a logout or a "
+        "disabled account takes effect at the next call whatever the token's lifetime; "
+        + (
+            f"at 15 minutes a third as many refreshes make the HTTP API total ${longer_tokens['http']['total']:,.0f} "
+            f"({'under' if longer_tokens['http']['total'] <= target else 'over'} the target) and the REST API's "
+            f"${longer_tokens['rest']['total']:,.0f}. The default stays at 5 minutes: a token's life "
+            "bounds how long a resource server that verifies tokens offline against the JWKS "
+            "(docs/resource-servers.md) honours a session that has ended: that is the deployer's trade."
+            if longer_tokens
+            else "a longer lifetime is the deployer's lever."
+        )
     )
 
 
@@ -479,18 +504,18 @@ DynamoDB work (`docs/audit.md`). The API access log stays
 by Firehose as CloudWatch Logs' gzip records, {ACCESS_LOG_ARCHIVE_RATIO:g}x smaller than
 the lines, S3 Standard at $0.023 a GB-month). The logs' cost is now mostly
 CloudWatch's ingestion ($0.50 a GB, paid once by every line) and the archive's
-storage. A caveat on the lever above: this model charges CloudWatch Logs'
-storage on the uncompressed lines, while AWS bills archived log data after
-gzip (its calculator assumes 15% of the ingested bytes); on that basis six
-years in CloudWatch cost about what the S3 archive costs, so the saving shown
-is an upper bound and the archive's worth is its Object Lock. Function logs are kept
+storage. CloudWatch Logs bills stored data compressed (the model takes 15% of
+the ingested bytes, as AWS's pricing examples do), so six years in CloudWatch
+would cost about what the S3 archive costs: the archive's worth is its Object
+Lock (nobody, the account's root included, can delete or change a line for six
+years), not the money. Function logs are kept
 {model['function_retention_months']:.0f} months (`FunctionLogRetentionDays`;
 docs/hipaa.md argues both). SnapStart's cache (${snapstart:,.0f} a month, fixed) buys cold starts off
 the request path, so only the functions a person waits on have it: the queue
 and SNS consumers and the operators' functions go without (template.yaml);
 `EnableSnapStart=false` removes it for small deployments.
 
-{gap_plan(model, cost_target)}
+{gap_plan(model, cost_target, cost_model(data, access_minutes=15))}
 
 What the HTTP API option gives up, and why the REST API stays the default:
 AWS WAF attaches only to a REST API (with the HTTP API, put CloudFront and
