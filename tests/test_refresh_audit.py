@@ -124,3 +124,83 @@ def test_parallel_refreshes_of_one_token_count_one_rotation(api, session):
     assert int(item.unaudited) + sum(int(r["detail"]["rotations"]) for r in _refreshes(user_id) if r["outcome"] == "success") == 3
     # and the trail still verifies
     assert audit_verify.verify().problems == []
+
+
+def test_a_logout_records_the_rotations_not_yet_in_the_trail(api, session):
+    # Given five routine rotations
+    pair, user_id = session
+    latest = pair
+    for _ in range(5):
+        latest = api.post("/token/refresh", {"refresh": latest["refresh"]}).json()
+    # When the session logs out
+    assert api.post("/logout", {}, token=latest["access"]).status == 200
+    # Then its logout event carries the five rotations
+    [logout] = [r for r in audit_verify.trail_of(user_id) if r["event"] == "logout"]
+    assert logout["detail"]["rotations"] == "5"
+
+
+def test_ending_a_session_from_the_list_records_its_rotations(api, session):
+    # Given a second session with two routine rotations
+    pair, user_id = session
+    other = api.login(EMAIL)
+    _chain(api, other["refresh"], 2)
+    other_id = tokens.read_refresh(other["refresh"]).session_id
+    # When the first session ends it
+    assert api.request("DELETE", f"/sessions/{other_id}", token=pair["access"]).status == 200
+    # Then the trail has the ended session's two rotations
+    [ended] = [r for r in audit_verify.trail_of(user_id) if r["event"] == "session.end"]
+    assert ended["detail"]["rotations"] == "2"
+
+
+def test_a_summary_that_cannot_be_recorded_keeps_its_rotations(api, session, monkeypatch):
+    # Given three routine rotations, and an audit queue that refuses the next refresh event
+    from carekey import audit, errors
+
+    pair, user_id = session
+    latest = _chain(api, pair["refresh"], 3)
+    login_at = int(_item(latest).audited_at)
+    real, refused = audit.record, []
+
+    def flaky(event, outcome, *args, **kwargs):
+        if event == "refresh" and not refused:
+            refused.append(event)
+            raise errors.AuditUnavailable()
+        return real(event, outcome, *args, **kwargs)
+
+    monkeypatch.setattr(audit, "record", flaky)
+    # When a rotation from a new address cannot be recorded
+    failed = api.post("/token/refresh", {"refresh": latest}, ip="203.0.113.5")
+    # Then the client gets 503, and the session counts all four rotations since its login again
+    assert failed.status == 503
+    item = _item(latest)
+    assert int(item.unaudited) == 4 and int(item.audited_at) == login_at
+    # and the retry gets the rotated pair, naming the four as pending (counted once, by the next summary)
+    retry = api.post("/token/refresh", {"refresh": latest}, ip="203.0.113.5")
+    assert retry.status == 200
+    [pending] = _refreshes(user_id)
+    assert pending["outcome"] == "reused_within_interval" and pending["detail"]["pending_rotations"] == "4"
+    _chain(api, retry.json()["refresh"], 1, ip="198.51.100.99")
+    assert _refreshes(user_id)[-1]["detail"]["rotations"] == "5"
+
+
+def test_a_summary_interval_as_long_as_a_session_fails_the_cold_start(settings_override):
+    # Given a summary interval of 12 hours and sessions of 12 hours
+    # When the configuration is read
+    # Then it is refused: a session's rotations would never be summarised
+    with pytest.raises(ValueError, match="REFRESH_AUDIT_MINUTES"):
+        settings_override(REFRESH_AUDIT_MINUTES="720", SESSION_MAX_HOURS="12")
+    settings_override(REFRESH_AUDIT_MINUTES="60", SESSION_MAX_HOURS="12")
+
+
+def test_a_session_from_before_rotations_were_counted_summarises_from_its_last_rotation(api, session):
+    # Given a session as it was stored before rotations were counted (each rotation audited)
+    pair, user_id = session
+    latest = _chain(api, pair["refresh"], 1, ip="198.51.100.7")
+    item = _item(latest)
+    item.update(actions=[store.SessionItem.audited_at.remove(), store.SessionItem.unaudited.remove()])
+    last_rotation = int(_item(latest).rotated_at)
+    # When it rotates again
+    _chain(api, latest, 1)
+    # Then its first summary counts one rotation since its last rotation, not since its login
+    [event] = _refreshes(user_id)
+    assert event["detail"]["rotations"] == "1" and event["detail"]["since"] == audit_verify_iso(last_rotation)

@@ -54,8 +54,9 @@ class Settings(BaseModel):
     session_max_hours: int = Field(12, ge=1, alias="SESSION_MAX_HOURS")
     refresh_reuse_seconds: int = Field(10, ge=0, le=300, alias="REFRESH_REUSE_SECONDS")
     # A session's routine token rotations reach the audit trail as one summary
-    # event at most this often (0: every rotation); a rotation from a new
-    # address or agent, a replay and every refusal are recorded at once.
+    # event at most this often (0: every rotation), shorter than a session can
+    # last; a rotation from a new address or agent, a replay or an expiry is
+    # recorded at once, and a logout records the rotations not yet recorded.
     refresh_audit_minutes: int = Field(60, ge=0, le=720, alias="REFRESH_AUDIT_MINUTES")
 
     bcrypt_cost: int = Field(12, ge=4, le=16, alias="BCRYPT_COST")
@@ -126,6 +127,17 @@ class Settings(BaseModel):
     @property
     def allowed_origins(self) -> list[str]:
         return [o.strip().rstrip("/") for o in self.webauthn_origins.split(",") if o.strip()]
+
+    @model_validator(mode="after")
+    def _refresh_summaries_fall_within_a_session(self) -> "Settings":
+        # A summary interval as long as a session would leave a session's routine
+        # rotations unrecorded until it ends, or for ever if it lapses.
+        if self.refresh_audit_minutes >= self.session_max_hours * 60:
+            raise ValueError(
+                f"REFRESH_AUDIT_MINUTES ({self.refresh_audit_minutes}) must be shorter than a session "
+                f"(SESSION_MAX_HOURS={self.session_max_hours})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _origins_belong_to_the_rp(self) -> "Settings":

@@ -958,6 +958,19 @@ def rotate_session(
     return True
 
 
+def restore_unaudited(session_id: str, rotations: int, audited_at: int | None) -> None:
+    """Undo a rotation's summary whose audit event could not be submitted: its
+    rotations count again, and the session's last audited event is the one
+    before.  ADD commutes with any rotation made since, so nothing is lost."""
+    actions = [SessionItem.unaudited.add(rotations)]
+    actions.append(SessionItem.audited_at.set(audited_at) if audited_at is not None else SessionItem.audited_at.remove())
+    try:
+        SessionItem(session_id).update(actions=actions, condition=SessionItem.session_id.exists())
+    except UpdateError as exc:
+        if not _condition_failed(exc):
+            raise
+
+
 def session_by_id(session_id: str) -> SessionItem | None:
     try:
         return SessionItem.get(session_id, consistent_read=True)
@@ -991,12 +1004,17 @@ def renew_session(session: SessionItem, token_version: int, new_hash: str, refre
     return True
 
 
-def revoke_session(session_id: str) -> None:
+def revoke_session(session_id: str) -> SessionItem | None:
+    """End a session; the session as it now is (its rotations not yet audited
+    among its attributes), or None when there is no such session."""
+    item = SessionItem(session_id)
     try:
-        SessionItem(session_id).update(actions=[SessionItem.revoked.set(True)], condition=SessionItem.session_id.exists())
+        item.update(actions=[SessionItem.revoked.set(True)], condition=SessionItem.session_id.exists())
     except UpdateError as exc:
         if not _condition_failed(exc):
             raise
+        return None
+    return item
 
 
 def sessions_of(user_id: str) -> list[SessionItem]:
@@ -1005,12 +1023,13 @@ def sessions_of(user_id: str) -> list[SessionItem]:
     return list(SessionItem.by_user.query(user_id, scan_index_forward=False))
 
 
-def end_session(user_id: str, session_id: str, token_version: int) -> bool:
-    """End one live session of this user, in one conditional update: False when
-    the session is unknown, someone else's, already ended, or from before the
-    user's current token version (ended by a password or email change)."""
+def end_session(user_id: str, session_id: str, token_version: int) -> SessionItem | None:
+    """End one live session of this user, in one conditional update: the session
+    as it now is, or None when it is unknown, someone else's, already ended, or
+    from before the user's current token version (ended by a password or email change)."""
+    item = SessionItem(session_id)
     try:
-        SessionItem(session_id).update(
+        item.update(
             actions=[SessionItem.revoked.set(True)],
             condition=SessionItem.session_id.exists()
             & (SessionItem.user_id == user_id)
@@ -1019,9 +1038,9 @@ def end_session(user_id: str, session_id: str, token_version: int) -> bool:
         )
     except UpdateError as exc:
         if _condition_failed(exc):
-            return False
+            return None
         raise
-    return True
+    return item
 
 
 # ---- counters and lockouts --------------------------------------------------------

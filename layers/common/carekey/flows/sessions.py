@@ -12,9 +12,10 @@ What a refresh leaves in the audit trail: a rotation from the address and
 agent the session last saw is routine; the session counts it, and one
 `refresh` event at most every REFRESH_AUDIT_MINUTES records how many there
 were since the session's last audited event (its login or the last such
-summary).  A rotation from a new address or agent is recorded at once, as
-is every replay, expiry and refusal, each with the rotations not yet
-recorded.  The API access log still names every request (docs/audit.md).
+summary).  A rotation from another source address or agent is recorded at
+once, as are a replay and an expiry; a logout or an ended session records
+the rotations not yet recorded.  The API access log still has every
+request's time and address (docs/audit.md).
 """
 
 from __future__ import annotations
@@ -183,7 +184,12 @@ def refresh(call: Call[RefreshRequest]) -> Reply:
             audited=why is not None,
         ):
             if why is not None:
-                audit.record("refresh", "success", call.client, user_id=user.user_id, detail={**_unaudited(session, 1), "why": why})
+                try:
+                    audit.record("refresh", "success", call.client, user_id=user.user_id, detail={**_unaudited(session, 1), "why": why})
+                except errors.AuditUnavailable:
+                    # The rotation stands (the client's retry gets this pair), its summary does not: count it all again.
+                    store.restore_unaudited(session.session_id, int(session.unaudited or 0) + 1, session.audited_at)
+                    raise
             return _pair(following, int(session.token_version), call.issuer)
         # Another request rotated this token first, or the session is over: look again.
         session = store.session_by_id(presented.session_id)
@@ -200,7 +206,8 @@ def refresh(call: Call[RefreshRequest]) -> Reply:
         and now - int(session.rotated_at or 0) < cfg.refresh_reuse_seconds
     )
     if just_replaced and current.digest == session.token_hash:
-        audit.record("refresh", "reused_within_interval", call.client, user_id=user.user_id, detail=_unaudited(session))
+        # The session goes on: its rotations stay counted for its next summary, so they are named as pending.
+        audit.record("refresh", "reused_within_interval", call.client, user_id=user.user_id, detail=_unaudited(session, pending=True))
         return _pair(current, int(session.token_version), call.issuer)
     # A genuine but superseded token: someone holds a copy.  End the session and tell its owner.
     store.revoke_session(session.session_id)
@@ -220,10 +227,14 @@ def _why_audit_rotation(session: store.SessionItem, client: Client, now: int, ev
     return None
 
 
-def _unaudited(session: store.SessionItem, this_one: int = 0) -> dict[str, str]:
-    """The session's rotations not yet in the trail (plus `this_one`), and since when."""
-    since = session.audited_at if session.audited_at is not None else session.created_at
-    return {"rotations": str(int(session.unaudited or 0) + this_one), "since": _iso(int(since))}
+def _unaudited(session: store.SessionItem, this_one: int = 0, pending: bool = False) -> dict[str, str]:
+    """The session's rotations not yet in the trail (plus `this_one`), and since
+    when: `rotations` when this event accounts for them (a summary, or the
+    session's end), `pending_rotations` when they stay counted for a later one.
+    A session from before rotations were counted had each audited: its count
+    starts at its last rotation."""
+    since = session.audited_at if session.audited_at is not None else (session.rotated_at or session.created_at)
+    return {"pending_rotations" if pending else "rotations": str(int(session.unaudited or 0) + this_one), "since": _iso(int(since))}
 
 
 def _pair(token: tokens.RefreshToken, version: int, issuer: str) -> Reply:
@@ -234,10 +245,13 @@ def _pair(token: tokens.RefreshToken, version: int, issuer: str) -> Reply:
 def logout(call: Call[LogoutRequest]) -> Reply:
     principal = call.principal
     assert principal is not None
-    store.revoke_session(principal.session_id)
+    ended = store.revoke_session(principal.session_id)
     if call.body.all:
         store.end_all_sessions(principal.user_id)
-    audit.record("logout", "all_sessions" if call.body.all else "this_session", call.client, user_id=principal.user_id)
+    audit.record(
+        "logout", "all_sessions" if call.body.all else "this_session", call.client, user_id=principal.user_id,
+        detail=_unaudited(ended) if ended is not None else None,
+    )
     return Reply(200, LogoutResponse(message="Logged out", success=True, all=call.body.all))
 
 
@@ -286,10 +300,11 @@ def end_session(call: Call) -> Reply:
     if user is None or not user.is_active:
         raise errors.Unauthorized()
     session_id = call.path_params.get("id", "")
-    if not _SESSION_ID.match(session_id) or not store.end_session(user.user_id, session_id, int(user.token_version)):
+    ended = store.end_session(user.user_id, session_id, int(user.token_version)) if _SESSION_ID.match(session_id) else None
+    if ended is None:
         raise errors.NotFound(NO_SUCH_SESSION)
     this_one = session_id == principal.session_id
-    audit.record("session.end", "this_session" if this_one else "other_session", call.client, user_id=user.user_id)
+    audit.record("session.end", "this_session" if this_one else "other_session", call.client, user_id=user.user_id, detail=_unaudited(ended))
     return Reply(200, SuccessResponse(message="Session ended.", success=True))
 
 
