@@ -51,3 +51,35 @@ def test_passkey_code_still_loads_pyopenssl_itself():
 
     # Then attestation's certificate checks still have pyOpenSSL
     assert seen["openssl"] is True
+
+
+def _loaded_by(function: str) -> dict:
+    code = ROOT / "functions" / function
+    return _fresh_python(
+        "import json, sys\n"
+        f"sys.path.insert(0, {str(code)!r})\n"
+        "import app\n"
+        "print(json.dumps({'modules': sorted(m for m in sys.modules if m.split('.')[0] in ('webauthn', 'OpenSSL', 'cryptography', 'jwt'))}))\n"
+    )
+
+
+def test_the_jwks_function_serves_json_without_loading_a_crypto_library():
+    # Given the JWKS function's code, imported as Lambda's init does
+    # When it has loaded
+    loaded = _loaded_by("jwks")["modules"]
+    # Then neither PyJWT nor cryptography is in memory: serving the published keys is JSON work
+    assert loaded == []
+
+
+def test_listing_and_removing_passkeys_does_not_load_the_webauthn_library():
+    # Given the function that lists and removes passkeys (no ceremony to verify)
+    loaded = _loaded_by("webauthn_credentials")["modules"]
+    # Then the WebAuthn library and pyOpenSSL stay out of it
+    assert not [m for m in loaded if m.split(".")[0] in ("webauthn", "OpenSSL")]
+
+
+def test_the_functions_that_verify_ceremonies_load_the_webauthn_library_at_init():
+    # Given the passkey sign-in and registration functions
+    for function in ("webauthn_login", "webauthn_register"):
+        # Then the library they use on every request is loaded at init, not on the first request
+        assert "webauthn" in _loaded_by(function)["modules"]

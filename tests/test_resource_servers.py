@@ -168,3 +168,35 @@ def test_tokens_of_one_issuer_are_refused_by_another(api, pair, settings_overrid
     assert api.get("/profile", token=pair["access"]).status == 200
     settings_override(TOKEN_ISSUER="https://auth.example.org")
     assert api.get("/profile", token=pair["access"]).status == 401
+
+
+def test_the_jwks_never_serves_a_private_or_malformed_entry_even_if_one_were_published(api):
+    # Given a published set that (by a mistake upstream) holds a private key, a key of
+    # another kind and coordinates of the wrong length beside the real keys
+    import json
+
+    import boto3
+    from carekey import public_keys
+    from carekey.config import settings
+
+    api.get("/.well-known/jwks.json")  # the real set is published
+    name = settings().public_keys_parameter
+    ssm = boto3.client("ssm")
+    real = json.loads(ssm.get_parameter(Name=name)["Parameter"]["Value"])["keys"]
+    good = real[0]
+    bad = [
+        {**good, "kid": "leaked", "d": "AAAA"},
+        {"kty": "RSA", "kid": "rsa", "n": "AQAB", "e": "AQAB"},
+        {**good, "kid": "short", "x": "AAAA"},
+    ]
+    ssm.put_parameter(Name=name, Value=json.dumps({"keys": real + bad}), Type="String", Overwrite=True)
+    public_keys.forget_published()
+    try:
+        # When a resource server fetches the JWKS
+        served = api.get("/.well-known/jwks.json").json()["keys"]
+        # Then it gets exactly the real public keys
+        assert sorted(k["kid"] for k in served) == sorted(k["kid"] for k in real)
+        assert all("d" not in k for k in served)
+    finally:
+        ssm.put_parameter(Name=name, Value=json.dumps({"keys": real}), Type="String", Overwrite=True)
+        public_keys.forget_published()

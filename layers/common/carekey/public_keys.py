@@ -18,13 +18,14 @@ import json
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
-
-from cryptography.hazmat.primitives.asymmetric import ec
+from typing import TYPE_CHECKING, Any
 
 from carekey.aws import client
 from carekey.config import settings
 from carekey.keys import cached
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 _RELOAD_SECONDS = 5.0
 _lock = threading.Lock()
@@ -42,13 +43,34 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _key_of(jwk: dict[str, Any]) -> VerificationKey | None:
+_FIELDS = ("kty", "crv", "x", "y", "kid", "use", "alg")
+
+
+def _public_jwk(jwk: dict[str, Any]) -> dict[str, str] | None:
+    """A published entry as a public P-256 JWK, or None: never a private key
+    (`d`), never another kind of key, coordinates of 32 bytes."""
     if jwk.get("kty") != "EC" or jwk.get("crv") != "P-256" or "d" in jwk or not jwk.get("kid"):
         return None
-    x, y = int.from_bytes(_unb64(jwk["x"]), "big"), int.from_bytes(_unb64(jwk["y"]), "big")
-    public = ec.EllipticCurvePublicNumbers(x, y, ec.SECP256R1()).public_key()
-    fields = ("kty", "crv", "x", "y", "kid", "use", "alg")
-    return VerificationKey(str(jwk["kid"]), public, {k: str(jwk[k]) for k in fields if k in jwk})
+    try:
+        if len(_unb64(str(jwk["x"]))) != 32 or len(_unb64(str(jwk["y"]))) != 32:
+            return None
+    except (KeyError, ValueError):
+        return None
+    return {k: str(jwk[k]) for k in _FIELDS if k in jwk}
+
+
+def _key_of(jwk: dict[str, Any]) -> VerificationKey | None:
+    public_jwk = _public_jwk(jwk)
+    if public_jwk is None:
+        return None
+    from cryptography.hazmat.primitives.asymmetric import ec  # only verifiers need the key itself
+
+    x, y = int.from_bytes(_unb64(public_jwk["x"]), "big"), int.from_bytes(_unb64(public_jwk["y"]), "big")
+    try:
+        public = ec.EllipticCurvePublicNumbers(x, y, ec.SECP256R1()).public_key()
+    except ValueError:  # not a point on the curve
+        return None
+    return VerificationKey(public_jwk["kid"], public, public_jwk)
 
 
 def read_published() -> dict[str, Any]:
@@ -59,7 +81,7 @@ def read_published() -> dict[str, Any]:
 
 
 def _load() -> list[VerificationKey]:
-    keys = [_key_of(k) for k in read_published()["keys"] if isinstance(k, dict)]
+    keys = [_key_of(k) for k in _entries()]
     return [k for k in keys if k is not None]
 
 
@@ -79,11 +101,23 @@ def key_for(kid: str | None) -> VerificationKey | None:
         if now - _last_reload < _RELOAD_SECONDS:
             return None
         _last_reload = now
-    from carekey.keys import forget_cached
-
-    forget_cached("public-keys")
+    forget_published()
     return next((k for k in verification_keys() if k.kid == kid), None)
 
 
+def forget_published() -> None:
+    """Read the published set anew at the next use (after a rotation)."""
+    from carekey.keys import forget_cached
+
+    forget_cached("public-keys")
+    forget_cached("public-jwks")
+
+
 def jwks() -> dict[str, Any]:
-    return {"keys": [k.jwk for k in verification_keys()]}
+    """The JWK set to serve: the published public keys as JSON.  Serving them
+    needs no key object, so the JWKS function never loads cryptography."""
+    return cached("public-jwks", lambda: {"keys": [j for j in map(_public_jwk, _entries()) if j is not None]})
+
+
+def _entries() -> list[dict[str, Any]]:
+    return [k for k in read_published()["keys"] if isinstance(k, dict)]

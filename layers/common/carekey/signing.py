@@ -21,7 +21,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from carekey.aws import client
 from carekey.config import settings
-from carekey.keys import cached, forget_cached, secret_string
+from carekey.keys import cached, secret_string
+from carekey.public_keys import forget_published
 
 _P256_ORDER = int("FFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551", 16)
 
@@ -110,5 +111,5 @@ def publish(keys: list[SigningKey]) -> bool:
         Type="String",
         Overwrite=True,
     )
-    forget_cached("public-keys")  # this container's verifying side reads the new set at once
+    forget_published()  # this container's verifying side reads the new set at once
     return True

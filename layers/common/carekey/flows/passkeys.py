@@ -23,7 +23,6 @@ import binascii
 import hashlib
 import json
 import secrets
-from datetime import datetime, timezone
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -48,18 +47,16 @@ from carekey import audit, errors, limits, mailer, mfa, otp, store
 from carekey.api import Call, Reply
 from carekey.config import settings
 from carekey.flows.account import confirm_password
+from carekey.flows.passkey_list import credential_key, public_view, signed_in_user
 from carekey.flows.sessions import start_session
 from carekey.observability import metrics
 from carekey.schemas import (
     LoginResponse,
-    Passkey,
     PasskeyAdded,
-    PasskeyList,
     PasskeyLoginOptionsRequest,
     PasskeyLoginVerifyRequest,
     PasskeyRegisterOptionsRequest,
     PasskeyRegisterVerifyRequest,
-    SuccessResponse,
 )
 
 REGISTER = "webauthn.register"
@@ -74,10 +71,6 @@ def _b64url(data: bytes) -> str:
 
 def _unb64url(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def credential_key(credential_id: str) -> str:
-    return hashlib.sha256(credential_id.encode("ascii", "replace")).hexdigest()
 
 
 def _challenge_key(challenge: bytes) -> str:
@@ -102,37 +95,12 @@ def _signed_challenge(credential: dict[str, Any]) -> bytes:
     return challenge
 
 
-def _iso(epoch: int | float | None) -> str | None:
-    if epoch is None:
-        return None
-    return datetime.fromtimestamp(int(epoch), tz=timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def _public(item: store.PasskeyItem) -> Passkey:
-    return Passkey(
-        id=item.credential_id,
-        name=item.name,
-        created_at=_iso(item.created_at) or "",
-        last_used_at=_iso(item.last_used_at),
-        transports=list(item.transports or []),
-        backed_up=bool(item.backed_up),
-    )
-
-
-def _signed_in_user(call: Call) -> store.UserItem:
-    assert call.principal is not None
-    user = store.user_by_id(call.principal.user_id)
-    if user is None or not user.is_active:
-        raise errors.Unauthorized()
-    return user
-
-
 # ---- adding a passkey ------------------------------------------------------------
 
 
 def register_options(call: Call[PasskeyRegisterOptionsRequest]) -> Reply:
     cfg = settings()
-    user = _signed_in_user(call)
+    user = signed_in_user(call)
     confirm_password(user, call.body.password, call, field="password", event="passkey.register")
     existing = store.passkeys_of(user.user_id)
     if len(existing) >= cfg.webauthn_max_passkeys:
@@ -184,7 +152,7 @@ def register_verify(call: Call[PasskeyRegisterVerifyRequest]) -> Reply:
         raise errors.PasskeyRejected() from None
     if len(verified.credential_id) > _MAX_CREDENTIAL_ID_BYTES:
         raise errors.PasskeyRejected()
-    user = _signed_in_user(call)
+    user = signed_in_user(call)
     credential_id = _b64url(verified.credential_id)
     item = store.PasskeyItem(
         user_id,
@@ -209,7 +177,7 @@ def register_verify(call: Call[PasskeyRegisterVerifyRequest]) -> Reply:
         "passkey.register", "success", call.client, user_id=user_id, email_hash=otp.email_key(user.email), detail={"credential": item.key[:16]}
     )
     metrics.add_metric(name="PasskeysAdded", unit=MetricUnit.Count, value=1)
-    return Reply(201, PasskeyAdded(message="Passkey added.", credential=_public(item)))
+    return Reply(201, PasskeyAdded(message="Passkey added.", credential=public_view(item)))
 
 
 # ---- signing in with a passkey -----------------------------------------------------
@@ -319,25 +287,3 @@ def login_verify(call: Call[PasskeyLoginVerifyRequest]) -> Reply:
     )
     metrics.add_metric(name="Logins", unit=MetricUnit.Count, value=1)
     return Reply(200, LoginResponse(user=user.public(), access=pair.access, refresh=pair.refresh, message="Login successful"))
-
-
-# ---- the signed-in user's passkeys -------------------------------------------------
-
-
-def list_passkeys(call: Call) -> Reply:
-    user = _signed_in_user(call)
-    items = sorted(store.passkeys_of(user.user_id), key=lambda p: int(p.created_at))
-    return Reply(200, PasskeyList(credentials=[_public(p) for p in items]))
-
-
-def delete_passkey(call: Call) -> Reply:
-    user = _signed_in_user(call)
-    credential_id = call.path_params.get("id", "")
-    if not credential_id or len(credential_id) > 2048 or not credential_id.isascii():
-        raise errors.NotFound("There is no such passkey on your account.")
-    key = credential_key(credential_id)
-    if not store.remove_passkey(user.user_id, key):
-        raise errors.NotFound("There is no such passkey on your account.")
-    mailer.send(mailer.passkey_removed_notice(user.email))
-    audit.record("passkey.remove", "success", call.client, user_id=user.user_id, email_hash=otp.email_key(user.email), detail={"credential": key[:16]})
-    return Reply(200, SuccessResponse(message="Passkey removed.", success=True))
