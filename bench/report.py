@@ -348,6 +348,7 @@ def write(data: dict[str, Any], markdown: Path, svg_path: Path) -> None:
         "Essentials": (1_000_000 - 10_000) * P["cognito_essentials_mau"],
         "Plus": 1_000_000 * P["cognito_plus_mau"],
     }
+    cold_when = f" Measured {cold['generated']} (`python -m bench cold`)." if cold.get("generated") else ""
     login_profile = ", ".join(f"{name} {ms:.0f} ms" for name, ms in cold["import_profile"])
     svg_path.write_text(svg(warm["endpoints"]))
 
@@ -409,7 +410,9 @@ milliseconds in AWS.
 Each handler imported from the layer built by its own Makefile (for this
 machine's architecture), in a bare Python 3.12 that sees only the layer,
 the function's code and boto3, against a handler that imports only boto3
-({base_cold:.0f} ms). Median of the runs. Target: at most 1.5x.
+and sees only boto3 ({base_cold:.0f} ms; with the layer on its path botocore
+would load the layer's pyOpenSSL, as the functions did before they blocked it).
+Median of the runs. Target: at most 1.5x.{cold_when}
 
 {table(["function", "init", "vs boto3 only", "target"], cold_rows)}
 
