@@ -33,6 +33,8 @@ PRICES = {
     "logs_store_gb_month": (0.03, "CloudWatch Logs, per GB-month stored"),
     "firehose_ingest_gb": (0.029, "Kinesis Data Firehose, Direct PUT ingestion, per GB (first 500 TB; each record rounded up to 5 KB)"),
     "s3_standard_gb_month": (0.023, "S3 Standard, per GB-month (first 50 TB)"),
+    "s3_glacier_ir_gb_month": (0.004, "S3 Glacier Instant Retrieval, per GB-month"),
+    "s3_glacier_ir_transition": (0.02 / 1000, "S3 lifecycle transition to Glacier Instant Retrieval, per object"),
     "kms_key_month": (1.00, "KMS, per customer-managed key per month"),
     "secret_month": (0.40, "Secrets Manager, per secret per month"),
     "cognito_lite_mau": (0.0055, "Cognito Lite, per MAU above 10,000"),
@@ -154,6 +156,11 @@ def function_log_retention_months(stack: Stack | None = None) -> float:
 CW_STORED_RATIO = 0.15
 
 
+# The archive's objects move to Glacier Instant Retrieval after this many months
+# (template.yaml: AccessLogArchiveBucket's lifecycle rule, 90 days).
+ARCHIVE_STANDARD_MONTHS = 90 / 30.4
+
+
 def _log_cost(requests: float, access_months: float, function_months: float, archive_months: float = 0.0) -> float:
     """CloudWatch Logs (ingestion, and storage for each log's retention), and the
     access log's archive: Firehose ingestion and S3 Standard storage of the
@@ -166,7 +173,11 @@ def _log_cost(requests: float, access_months: float, function_months: float, arc
     archived = 0.0
     if archive_months:
         line_gb = requests * ACCESS_LOG_BYTES / 1e9
-        archived = line_gb * P["firehose_ingest_gb"] + line_gb / ACCESS_LOG_ARCHIVE_RATIO * archive_months * P["s3_standard_gb_month"]
+        standard = min(archive_months, ARCHIVE_STANDARD_MONTHS)
+        stored_gb = line_gb / ACCESS_LOG_ARCHIVE_RATIO
+        archived = line_gb * P["firehose_ingest_gb"] + stored_gb * (
+            standard * P["s3_standard_gb_month"] + (archive_months - standard) * P["s3_glacier_ir_gb_month"]
+        )
     return ingest + stored + archived
 
 
@@ -317,5 +328,5 @@ def fixed_monthly(stack: Stack | None = None, levers: Levers = NOW) -> dict[str,
     return {
         "snapstart_cache": snapstart,
         "keys_and_secrets": P["kms_key_month"] * 2 + 2 * P["secret_month"],
-        "access_log_archive_objects": access_log_archive_objects(stack) * P["s3_put"],
+        "access_log_archive_objects": access_log_archive_objects(stack) * (P["s3_put"] + P["s3_glacier_ir_transition"]),
     }

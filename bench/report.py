@@ -507,7 +507,8 @@ DynamoDB work (`docs/audit.md`). The API access log stays
 (`AccessLogRetentionDays`) and the audit period
 ({model['archive_months']:.0f} months) in the Object-Locked S3 archive (delivered
 by Firehose as CloudWatch Logs' gzip records, {ACCESS_LOG_ARCHIVE_RATIO:g}x smaller than
-the lines, S3 Standard at $0.023 a GB-month). The logs' cost is now mostly
+the lines, S3 Standard at $0.023 a GB-month for 90 days, then Glacier Instant Retrieval at $0.004,
+still readable in milliseconds). The logs' cost is now mostly
 CloudWatch's ingestion ($0.50 a GB, paid once by every line) and the archive's
 storage. CloudWatch Logs bills stored data compressed (the model takes 15% of
 the ingested bytes, as AWS's pricing examples do), so six years in CloudWatch

@@ -535,3 +535,15 @@ def test_the_archive_roles_hold_only_what_delivery_needs():
 def _s3_prefixes_match(s3: dict[str, Any]) -> bool:
     """The stream's object prefixes are the ones its role may write under."""
     return s3["Prefix"].startswith("access-log/") and s3["ErrorOutputPrefix"].startswith("delivery-errors/")
+
+
+def test_older_access_log_lines_move_to_glacier_instant_retrieval_and_never_expire():
+    # Given the access log archive's lifecycle
+    (rule,) = R["AccessLogArchiveBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    # Then objects move to Glacier Instant Retrieval (still readable in milliseconds) after the cost model's months
+    from bench.cost import ARCHIVE_STANDARD_MONTHS
+
+    assert rule["Status"] == "Enabled"
+    assert rule["Transitions"] == [{"StorageClass": "GLACIER_IR", "TransitionInDays": round(ARCHIVE_STANDARD_MONTHS * 30.4)}]
+    # And no rule ever expires or deletes a line: the six years are Object Lock's
+    assert not {"ExpirationInDays", "ExpirationDate", "NoncurrentVersionExpiration", "AbortIncompleteMultipartUpload"} & set(rule)
