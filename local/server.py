@@ -21,6 +21,7 @@ Environment:
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import logging
 import os
@@ -181,7 +182,11 @@ def main() -> int:
     signal.signal(signal.SIGINT, _stop)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    stop.wait()
+    # Wait in short steps: Python runs signal handlers in the main thread only, and a
+    # SIGINT the kernel hands to another thread does not wake a wait without a timeout.
+    while not stop.wait(0.5):
+        pass
+    threading.Thread(target=_leave_if_stuck, args=(STOP_SECONDS,), daemon=True).start()
     server.shutdown()
     server.server_close()
     if pump is not None:
@@ -190,6 +195,19 @@ def main() -> int:
         moto_server.stop()
     print("CareKey local API stopped.", flush=True)
     return 0
+
+
+# Ctrl-C always ends the server: a step of the clean stop that hangs (a queue
+# delivery or an emulator call that does not return) is shown, then the process leaves.
+STOP_SECONDS = 15.0
+
+
+def _leave_if_stuck(seconds: float) -> None:
+    time.sleep(seconds)
+    print(f"CareKey local API: the clean stop took over {seconds:.0f} s; where each thread was:", flush=True)
+    faulthandler.dump_traceback(file=sys.stdout, all_threads=True)
+    print("CareKey local API stopped.", flush=True)
+    os._exit(0)
 
 
 def _handler_for(gateway: Any) -> type[BaseHTTPRequestHandler]:
