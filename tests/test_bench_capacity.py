@@ -30,4 +30,70 @@ def test_a_batch_bills_every_item_it_asks_for_and_a_single_request_one():
     # When the bench counts them
     units = _units(calls)
     # Then each request counts once, and each item a batch names counts one unit
-    assert units == {"reads": 2, "writes": 2, "rcu": 3, "wcu": 4}
+    assert units == {"reads": 2, "writes": 2, "rcu": 3, "wcu": 4, "index_wcu": 0}
+
+
+def test_index_writes_are_billed_as_write_units_but_are_no_request():
+    # Given a rotation (one UpdateItem) that also rewrote an index entry of 1 unit
+    calls = [
+        ("UpdateItem", {"TableName": "sessions", "Key": {"session_id": {"S": "s"}}}),
+        ("IndexWrite", {"TableName": "sessions", "IndexName": "by_user", "WriteUnits": 1}),
+    ]
+    # When the bench counts them
+    units = _units(calls)
+    # Then the request is one write, and the index's unit is billed beside the table's
+    assert units == {"reads": 0, "writes": 1, "rcu": 0, "wcu": 2, "index_wcu": 1}
+
+
+def _index_units(projection: dict, before: dict | None, after: dict | None) -> list:
+    tables = {
+        "T": {
+            "create": {
+                "TableName": "t",
+                "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+                "GlobalSecondaryIndexes": [
+                    {"IndexName": "by_owner", "KeySchema": [{"AttributeName": "owner", "KeyType": "HASH"}, {"AttributeName": "at", "KeyType": "RANGE"}], "Projection": projection}
+                ],
+            }
+        }
+    }
+    script = (
+        "import json; from bench.__main__ import IndexWrites; "
+        f"print(json.dumps(IndexWrites({tables!r}).units('t', {before!r}, {after!r})))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    return [tuple(x) for x in json.loads(done.stdout.strip().splitlines()[-1])]
+
+
+ITEM = {"id": {"S": "1"}, "owner": {"S": "u"}, "at": {"N": "5"}, "seen": {"N": "100"}, "hash": {"S": "abc"}}
+
+
+def test_an_update_of_a_projected_attribute_rewrites_the_index_entry_and_one_outside_it_does_not():
+    # Given an index projecting `seen`, and one projecting only keys
+    include = {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["seen"]}
+    keys_only = {"ProjectionType": "KEYS_ONLY"}
+    touched = {**ITEM, "seen": {"N": "101"}, "hash": {"S": "def"}}
+    # When an item's `seen` and `hash` change, Then only the index carrying `seen` is written
+    assert _index_units(include, ITEM, touched) == [("by_owner", 1)]
+    assert _index_units(keys_only, ITEM, touched) == []
+    # And under ALL any change is written
+    assert _index_units({"ProjectionType": "ALL"}, ITEM, {**ITEM, "hash": {"S": "x"}}) == [("by_owner", 1)]
+
+
+def test_entering_leaving_and_moving_within_an_index():
+    keys_only = {"ProjectionType": "KEYS_ONLY"}
+    # A new item with the index's keys enters it (one write); its deletion leaves it (one)
+    assert _index_units(keys_only, None, ITEM) == [("by_owner", 1)]
+    assert _index_units(keys_only, ITEM, None) == [("by_owner", 1)]
+    # An item without the index's range key is not in the (sparse) index at all
+    assert _index_units(keys_only, None, {"id": {"S": "2"}, "owner": {"S": "u"}}) == []
+    # A change of an index key is a delete and a put: two writes
+    assert _index_units(keys_only, ITEM, {**ITEM, "at": {"N": "6"}}) == [("by_owner", 2)]
+    # A failed conditional write changes nothing: no index write
+    assert _index_units(keys_only, ITEM, dict(ITEM)) == []
+
+
+def test_an_entry_over_a_kilobyte_bills_a_unit_per_kilobyte_begun():
+    big = {**ITEM, "blob": {"S": "x" * 2500}}
+    assert _index_units({"ProjectionType": "ALL"}, None, big) == [("by_owner", 3)]
