@@ -92,6 +92,19 @@ def cold_start(runs: int) -> dict[str, Any]:
                 if done.returncode != 0:
                     raise RuntimeError(f"{name} did not import: {done.stderr[-1000:]}")
                 results.setdefault(name, []).append(float(done.stdout.strip()))
+        # Peak memory (RSS) after the import and with the boto3 clients made that the
+        # functions use between them (more than any one function makes): what a
+        # function's memory size must hold beside Lambda's runtime client.
+        rss_code = (
+            "import resource\nimport app  # noqa: F401\nimport boto3\n"
+            "clients = [boto3.client(s, region_name='us-east-1') for s in ('dynamodb', 'sqs', 'kms', 'sesv2', 's3')]\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+        )
+        rss = {}
+        for name, code_dir in functions.items():
+            done = bare_python([code_dir, layer, runtime], rss_code)
+            if done.returncode == 0:
+                rss[name] = float(done.stdout.strip().splitlines()[-1])
         detail = subprocess.run(
             [sys.executable, "-S", "-E", "-X", "importtime", "-c", f"import sys; sys.path[:0] = {[str(functions['login']), str(layer), str(runtime)]!r}\nimport app"],
             capture_output=True,
@@ -100,7 +113,7 @@ def cold_start(runs: int) -> dict[str, Any]:
         )
     base = statistics.median(results.pop("(boto3 only)"))
     rows = {name: statistics.median(s) for name, s in results.items()}
-    return {"baseline_ms": base * 1000, "functions_ms": {k: v * 1000 for k, v in rows.items()}, "import_profile": _top_imports(detail.stderr)}
+    return {"baseline_ms": base * 1000, "functions_ms": {k: v * 1000 for k, v in rows.items()}, "import_profile": _top_imports(detail.stderr), "rss_mb": rss}
 
 
 def _top_imports(importtime: str) -> list[tuple[str, float]]:

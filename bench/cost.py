@@ -10,6 +10,7 @@ price and its date for the reader to check before quoting.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from local.template import Stack
@@ -108,6 +109,11 @@ def memory_sizes(stack: Stack | None = None) -> dict[str, int]:
     return out
 
 
+@lru_cache(maxsize=1)
+def _template_sizes() -> dict[str, int]:
+    return memory_sizes()
+
+
 def snapstart_functions(stack: Stack | None = None) -> set[str]:
     """The functions whose published versions have SnapStart (and so a cache
     billed every second): the Globals' `ApplyOn`, unless a function sets its own."""
@@ -188,7 +194,7 @@ def _log_cost(requests: float, access_months: float, function_months: float, arc
 # event source delivers one request's messages at a time, so these per-batch
 # costs are counted here per message, divided by the batch.
 BATCH = 10
-CONSUMER_MS_PER_BATCH = 50.0  # the consumer's own time for a batch at 512 MB, assumed
+CONSUMER_MS_PER_BATCH = 50.0  # the consumer's own time for a batch (mostly waiting on AWS), assumed
 
 # The audit writer's DynamoDB work per batch of BATCH events, as `python -m bench
 # audit` counts it (capacity from item sizes; the head item holds the batch, about
@@ -215,7 +221,8 @@ NOW = Levers()
 
 def _per_message(fifo: bool) -> float:
     request = P["sqs_fifo_request" if fifo else "sqs_request"]
-    invocation = P["lambda_request"] + CONSUMER_MS_PER_BATCH / 1000 * 0.5 * P["lambda_gb_second_arm64"]
+    consumer = _template_sizes().get("AuditWriterFunction" if fifo else "EmailSenderFunction", 512)
+    invocation = P["lambda_request"] + CONSUMER_MS_PER_BATCH / 1000 * consumer / 1024 * P["lambda_gb_second_arm64"]
     return (2 * request + invocation) / BATCH
 
 

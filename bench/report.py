@@ -19,6 +19,8 @@ from bench.cost import (  # the prices and the model live in bench/cost.py
     WORKLOAD,
     Levers,
     P,
+    RESTORES_PER_INVOCATION,
+    SECONDS_A_MONTH,
     access_log_archive_months,
     audit_events,
     cpu_share,
@@ -238,6 +240,31 @@ def memory_table(data: dict[str, Any]) -> list[list[str]]:
         per_million = ms / 1000 * memory / 1024 * P["lambda_gb_second_arm64"] * 1e6
         rows.append([f"{memory} MB", f"{cpu_share(memory):.2f}", f"{ms:.0f} ms", f"${per_million:.2f}"])
     return rows
+
+
+def light_memory_table(data: dict[str, Any]) -> list[list[str]]:
+    """A token refresh at each memory size a waiting function could have: its
+    duration (CPU time over the CPU share, plus DynamoDB's), and what a million
+    cost in Lambda (duration, and SnapStart's restores at one in a thousand)."""
+    warm = data["warm"]
+    refresh = warm["flows"]["token refresh"]
+    cpu = _cpu_ms(warm["endpoints"]["POST /token/refresh"], warm["baselines_ms"]["getitem"])
+    rows = []
+    for memory in (128, 256, 512, 1024):
+        ms = lambda_ms(cpu, refresh["reads"] + refresh["writes"], memory)
+        gb = memory / 1024
+        per_million = (ms / 1000 * gb * P["lambda_gb_second_arm64"] + RESTORES_PER_INVOCATION * gb * P["snapstart_restore_gb"]) * 1e6
+        cache = gb * SECONDS_A_MONTH * P["snapstart_cache_gb_second"]
+        rows.append([f"{memory} MB", f"{cpu_share(memory):.3f}", f"{ms:.0f} ms", f"${per_million:.2f}", f"${cache:.2f}"])
+    return rows
+
+
+def peak_memory(data: dict[str, Any]) -> str:
+    rss = data["cold"].get("rss_mb") or {}
+    if not rss:
+        return "not measured in this run"
+    top = max(rss, key=rss.get)
+    return f"{min(rss.values()):.0f} to {rss[top]:.0f} MB ({top} the most)"
 
 
 LOAD_JSON = Path(__file__).resolve().parent.parent / "docs" / "load.json"
@@ -557,11 +584,23 @@ Below 1,769 MB a password hash costs the same money at any size (half the
 memory, twice the time) but is slower, so the functions that hash passwords
 (register, login, reset-password, change-password) should run at 1,769 MB:
 the fastest login for the same price. Past 1,769 MB bcrypt gets no faster
-(one thread) and every millisecond costs more. The other functions wait on
-DynamoDB most of the time and are cheapest at 512 MB. The template does
-exactly this: `PasswordFunctionMemorySize` (default 1,769 MB) for register,
-login, reset-password and change-password, `FunctionMemorySize` (default
-512 MB) for the rest.
+(one thread) and every millisecond costs more.
+
+The other functions mostly wait on DynamoDB, and a wait is billed in
+proportion to memory while their little CPU time costs the same at any size:
+the smaller, the cheaper, down to what they need. A token refresh (the
+workload's most frequent request) at each size:
+
+{table(["memory", "vCPU share", "refresh duration", "Lambda cost / 1M refreshes", "SnapStart cache a month, per function"], light_memory_table(data))}
+
+What they need: each function's peak memory (RSS) after its import, with the
+boto3 clients for DynamoDB, SQS, KMS, SES and S3 made (more than any one
+makes), measured in the cold-start runs: {peak_memory(data)}. At 256 MB that
+leaves well over half for Lambda's runtime client and a request's work; at
+128 MB about a third, at a fourteenth of a vCPU. The template runs them at
+256 MB (`FunctionMemorySize`), and the functions that hash passwords at
+1,769 MB (`PasswordFunctionMemorySize`: register, login, reset-password,
+change-password and the others that check a password); both are Parameters.
 
 {importing.section(data["import"]) + chr(10) + chr(10) if data.get("import") else ""}{load_section()}
 ## Scale on paper
