@@ -112,6 +112,21 @@ def measure(stack: Any, counter_class: Any, events: int = EVENTS, path_samples: 
         table = stack.tables()["AuditTable"]["create"]["TableName"]
         head = boto3.client("dynamodb").get_item(TableName=table, Key={"chain": {"S": "head"}, "seq": {"N": "0"}}, ConsistentRead=True)["Item"]
         head_bytes = _size(head)
+        # What a record occupies at rest: its DynamoDB item (and the by_subject index's
+        # copy of it, projected ALL), and its share of the archive's objects.
+        from carekey.config import settings
+
+        s3 = boto3.client("s3")
+        archived = sum(o["Size"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings().audit_bucket) for o in page.get("Contents", []))
+        records = boto3.client("dynamodb").query(
+            TableName=table, KeyConditionExpression="chain = :c", ExpressionAttributeValues={":c": {"S": "trail"}}, Limit=200, ScanIndexForward=False
+        )["Items"]
+        total_records = sum(
+            page["Count"]
+            for page in boto3.client("dynamodb").get_paginator("query").paginate(
+                TableName=table, KeyConditionExpression="chain = :c", ExpressionAttributeValues={":c": {"S": "trail"}}, Select="COUNT"
+            )
+        )
 
     batches = max(1, math.ceil(delivered / 10))
     ops: dict[str, float] = {}
@@ -140,6 +155,9 @@ def measure(stack: Any, counter_class: Any, events: int = EVENTS, path_samples: 
         "rcu_per_batch": rcu / batches,
         "wcu_per_batch": wcu / batches,
         "head_bytes": head_bytes,
+        # DynamoDB bills storage by item size plus 100 bytes of overhead, in the table and in each index.
+        "record_bytes": statistics.mean(_size(r) + 100 for r in records) if records else 0.0,
+        "archive_bytes_per_record": archived / max(1, total_records),
         "path": {
             "median_ms": statistics.median(samples) * 1000,
             "p95_ms": sorted(samples)[int(len(samples) * 0.95)] * 1000,

@@ -36,6 +36,7 @@ PRICES = {
     "s3_standard_gb_month": (0.023, "S3 Standard, per GB-month (first 50 TB)"),
     "s3_glacier_ir_gb_month": (0.004, "S3 Glacier Instant Retrieval, per GB-month"),
     "s3_glacier_ir_transition": (0.02 / 1000, "S3 lifecycle transition to Glacier Instant Retrieval, per object"),
+    "ddb_storage_gb_month": (0.25, "DynamoDB Standard table class, per GB-month stored (beyond the first 25 GB)"),
     "kms_key_month": (1.00, "KMS, per customer-managed key per month"),
     "secret_month": (0.40, "Secrets Manager, per secret per month"),
     "cognito_lite_mau": (0.0055, "Cognito Lite, per MAU above 10,000"),
@@ -214,6 +215,7 @@ class Levers:
     refresh_summaries: bool = True  # routine rotations summarised a session an interval, not one event each
     snapstart_where_waited: bool = True  # SnapStart (and its cache) only on the functions a person waits on
     access_log_archive: bool = True  # the access log's six years in the locked S3 archive, not in CloudWatch Logs
+    audit_hot_window: bool = True  # DynamoDB keeps audit records AuditHotDays (its TTL), the locked archive six years
 
 
 NOW = Levers()
@@ -280,6 +282,41 @@ def audit_events(flow: dict[str, Any]) -> float:
     return sum(n for op, n in flow.get("calls", {}).items() if op.startswith("sqs-fifo:Send"))
 
 
+# What an audit record occupies at rest, when the run did not measure it
+# (`python -m bench audit`): its DynamoDB item with DynamoDB's 100 bytes of
+# overhead, stored again in full by the by_subject index (projection ALL), and
+# its share of the archive's objects (JSON lines, one object a batch).
+AUDIT_RECORD_BYTES = 590.0
+AUDIT_ARCHIVE_BYTES = 530.0
+
+
+def audit_months_kept(stack: Stack | None = None) -> tuple[float, float]:
+    """(months DynamoDB keeps a record, months the archive keeps it): the
+    template's AuditHotDays when it has one (DynamoDB's TTL), else the archive's
+    retention (DynamoDB would keep records for ever: priced at the six years)."""
+    stack = stack or Stack()
+    params = stack.template.get("Parameters", {})
+    archive = int(params["AuditRetentionDays"]["Default"]) / 30.4
+    hot = params.get("AuditHotDays")
+    return (int(hot["Default"]) / 30.4 if hot else archive), archive
+
+
+def _kept(levers: Levers) -> tuple[float, float]:
+    hot, archive = audit_months_kept()
+    return (hot if levers.audit_hot_window else archive), archive
+
+
+def audit_storage_per_event(measured: dict[str, Any] | None = None, kept: tuple[float, float] | None = None) -> float:
+    """What one audit event a month costs at rest, in steady state: each month's
+    records are stored for as many months as they are kept (the first 25 GB of
+    DynamoDB free are left out: at this scale they are a rounding)."""
+    record = (measured or {}).get("record_bytes") or AUDIT_RECORD_BYTES
+    archived = (measured or {}).get("archive_bytes_per_record") or AUDIT_ARCHIVE_BYTES
+    hot, archive = kept or audit_months_kept()
+    indexes = 1  # by_subject, projection ALL
+    return (record * (1 + indexes) * hot * P["ddb_storage_gb_month"] + archived * archive * P["s3_standard_gb_month"]) / 1e9
+
+
 def audit_writer_units(levers: Levers = NOW, measured: dict[str, Any] | None = None) -> dict[str, float]:
     """The writer's (RCU, WCU) per audit event, at a batch of BATCH."""
     if not levers.writer_head_once:
@@ -322,6 +359,7 @@ def flow_cost(
         "dynamodb": wcu * P["ddb_write_unit"] + rcu * P["ddb_read_unit"],
         "other": _calls_cost(flow.get("calls", {}), levers) + extra_audit_events * _calls_cost(ONE_AUDIT_EVENT, levers),
         "logs": _log_cost(edge["requests"], months, months if function_months is None else function_months, archive_months),
+        "storage": events * audit_storage_per_event(audit_measured, _kept(levers)),
     }
 
 

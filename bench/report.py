@@ -21,8 +21,12 @@ from bench.cost import (  # the prices and the model live in bench/cost.py
     P,
     RESTORES_PER_INVOCATION,
     SECONDS_A_MONTH,
+    AUDIT_ARCHIVE_BYTES,
+    AUDIT_RECORD_BYTES,
     access_log_archive_months,
     audit_events,
+    audit_months_kept,
+    audit_storage_per_event,
     cpu_share,
     fixed_monthly,
     flow_cost,
@@ -35,7 +39,7 @@ from bench.cost import (  # the prices and the model live in bench/cost.py
 )
 from local.template import Stack
 
-PARTS = ("api", "lambda", "dynamodb", "other", "logs")
+PARTS = ("api", "lambda", "dynamodb", "other", "logs", "storage")
 FLOOR_NOTES = """Why flows are above their floor (the operations are in the table):
 
 - **The audit writer's share.** Every audited request submits one SQS message
@@ -118,6 +122,22 @@ def cost_model(data: dict[str, Any], levers: Levers = NOW, access_minutes: int |
 
 
 
+def audit_at_rest(model: dict[str, Any], measured: dict[str, Any] | None) -> dict[str, Any]:
+    """The audit trail's storage in the model: sizes, how long each store keeps a record, and what that costs."""
+    hot, archive = audit_months_kept()
+    record = (measured or {}).get("record_bytes") or AUDIT_RECORD_BYTES
+    archived = (measured or {}).get("archive_bytes_per_record") or AUDIT_ARCHIVE_BYTES
+    total = sum(parts["storage"] for parts in model["http"]["items"].values())
+    per_event = audit_storage_per_event(measured)
+    events = total / per_event if per_event else 0.0
+    s3 = events * archived * archive * P["s3_standard_gb_month"] / 1e9
+    has_window = "AuditHotDays" in Stack().template.get("Parameters", {})
+    return {
+        "record": record, "archived": archived, "hot": hot, "archive": archive, "events": events, "s3": s3, "dynamodb": total - s3,
+        "hot_source": "`AuditHotDays`; its TTL deletes it then, the archive keeps it" if has_window else "for ever: priced here at the archive's six years",
+    }
+
+
 def gap_plan(model: dict[str, Any], target: float, longer_tokens: dict[str, Any] | None = None) -> str:
     """The gap to the cost target, where it lies and what would close it, from
     the model's own parts (HTTP API: the cheaper deployment)."""
@@ -178,6 +198,7 @@ def lever_rows(data: dict[str, Any]) -> list[list[str]]:
         ("function logs kept FunctionLogRetentionDays, not six years", Levers(function_log_months=72.1)),
         ("SnapStart only on the functions a person waits on (not the queue consumers, not the operators')", Levers(snapstart_where_waited=False)),
         ("the access log's six years in the locked S3 archive (Firehose), not in CloudWatch Logs", Levers(access_log_archive=False)),
+        ("DynamoDB keeps audit records AuditHotDays (TTL), the locked archive the six years", Levers(audit_hot_window=False)),
     ):
         before = cost_model(data, off)["rest"]["total"]
         rows.append([name, f"${before:,.0f}", f"${now:,.0f}", f"${before - now:,.0f}"])
@@ -379,6 +400,7 @@ def write(data: dict[str, Any], markdown: Path, svg_path: Path) -> None:
     cold_when = f" Measured {cold['generated']} (`python -m bench cold`)." if cold.get("generated") else ""
     login_profile = ", ".join(f"{name} {ms:.0f} ms" for name, ms in cold["import_profile"])
     svg_path.write_text(svg(warm["endpoints"]))
+    audit_rest = audit_at_rest(model, data.get("audit"))
 
     miss_text = []
     if cold_miss:
@@ -518,7 +540,7 @@ Essentials).
 
 By part, a month for a million active users:
 
-{table(["API", "workload", "API Gateway", "Lambda", "DynamoDB", "SQS, KMS, S3, SES", "logs"], part_rows(model))}
+{table(["API", "workload", "API Gateway", "Lambda", "DynamoDB", "SQS, KMS, S3, SES", "logs", "audit trail at rest"], part_rows(model))}
 
 **REST API: ${model['rest']['total']:,.0f}; HTTP API: ${model['http']['total']:,.0f} a month for a
 million active users** ({'met' if model['http']['total'] <= cost_target else 'missed'} with the HTTP API, {'met' if model['rest']['total'] <= cost_target else 'missed'} with the REST API,
@@ -554,6 +576,18 @@ docs/hipaa.md argues both). SnapStart's cache (${snapstart:,.0f} a month, fixed)
 the request path, so only the functions a person waits on have it: the queue
 and SNS consumers and the operators' functions go without (template.yaml);
 `EnableSnapStart=false` removes it for small deployments.
+
+**The audit trail at rest** (steady state: once the oldest records are as old as
+they are kept, every month adds as many as expire). A record is
+{audit_rest['record']:.0f} bytes in DynamoDB (with its 100 bytes of overhead), stored again
+by the by_subject index (projection ALL) that answers the operators' audit-by-user
+query, and {audit_rest['archived']:.0f} bytes in the locked archive (a batch's JSON lines).
+DynamoDB keeps a record {audit_rest['hot']:.0f} months ({audit_rest['hot_source']}) at
+$0.25 a GB-month; the archive {audit_rest['archive']:.0f} months (`AuditRetentionDays`) in S3
+Standard at $0.023 (its objects of about 5 KB are below the 128 KB that S3's
+infrequent-access and Glacier classes bill at least, so they would cost more
+there). {audit_rest['events'] / 1e6:,.0f} million records a month: ${audit_rest['dynamodb']:,.0f} a month in
+DynamoDB and ${audit_rest['s3']:,.0f} in the archive.
 
 {gap_plan(model, cost_target, cost_model(data, access_minutes=15))}
 
