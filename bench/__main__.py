@@ -192,7 +192,7 @@ class IndexWrites:
             index_keys = [k["AttributeName"] for k in index["KeySchema"]]
             projection = index["Projection"]
 
-            def projected(item: dict[str, Any] | None) -> dict[str, Any] | None:
+            def projected(item: dict[str, Any] | None, index_keys: list[str] = index_keys, projection: dict[str, Any] = projection) -> dict[str, Any] | None:
                 if item is None or any(k not in item for k in index_keys):
                     return None  # not in this (sparse) index
                 kind = projection["ProjectionType"]
@@ -252,7 +252,7 @@ class DynamoCounter:
             finally:
                 counter.seconds += time.perf_counter() - started
                 aside = time.perf_counter()
-                for (table, key), old in zip(targets, before):
+                for (table, key), old in zip(targets, before, strict=True):
                     for index, units in counter.indexes.units(table, old, item(client, table, key)):
                         counter.calls.append(("IndexWrite", {"TableName": table, "IndexName": index, "WriteUnits": units}))
                 counter.overhead += time.perf_counter() - aside
