@@ -6,6 +6,7 @@ submitted fails closed."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import threading
 from datetime import datetime, timezone
@@ -84,7 +85,9 @@ def test_a_request_submits_its_event_and_the_writer_chains_it(api, queues):
     assert audit_trail.verify_mac(audit_trail.seal_canonical(seal), seal["mac"])
     (key,) = archive_keys()
     assert key == "trail/000000000001-000000000001.jsonl"
-    lines = s3().get_object(Bucket=settings().audit_bucket, Key=key)["Body"].read().decode().splitlines()
+    stored = s3().get_object(Bucket=settings().audit_bucket, Key=key)
+    lines = gzip.decompress(stored["Body"].read()).decode().splitlines()  # gzipped: kept six years
+    assert stored["ContentEncoding"] == "gzip"
     assert [json.loads(ln) for ln in lines] == [records[0], {"seal": seal}]
     # And the archive object is locked in COMPLIANCE mode for the retention the template sets
     head = s3().head_object(Bucket=settings().audit_bucket, Key=key)
@@ -286,7 +289,7 @@ def test_a_record_appended_as_the_writers_unfinished_batch_is_detected(trail):
         audit_trail.AuditRecord.last_hash.set(forged["hash"]),
         audit_trail.AuditRecord.last_event_id.set("forged"),
         audit_trail.AuditRecord.last_seal.set(audit_trail.seal_digest(fake)),
-        audit_trail.AuditRecord.pending.set(json.dumps({"records": [forged], "seal": fake}, sort_keys=True, separators=(",", ":"))),
+        audit_trail.AuditRecord.pending_gz.set(audit_trail.packed({"records": [forged], "seal": fake})),
     ])
     # Then the verifier is not fooled: the unfinished batch's seal has no valid MAC
     first, text = problems()
@@ -294,15 +297,46 @@ def test_a_record_appended_as_the_writers_unfinished_batch_is_detected(trail):
     assert "the seal of records 26-26 has no valid MAC" in text
 
 
-@pytest.mark.parametrize("pending", ["not json", "[]", '{"records": [], "seal": {"last_seq": "x"}}', '{"records": 5, "seal": null}', '{"seal": {}}'])
+GARBAGE = ["not json", "[]", '{"records": [], "seal": {"last_seq": "x"}}', '{"records": 5, "seal": null}', '{"seal": {}}']
+
+
+@pytest.mark.parametrize(
+    "pending",
+    [gzip.compress(g.encode()) for g in GARBAGE] + [b"\x1f\x8b not a gzip stream", b"plain bytes", gzip.compress(b"\xff\xfe not utf-8")],
+)
 def test_a_head_whose_unfinished_batch_is_garbage_is_reported_not_a_crash(trail, pending):
     # When someone writes garbage where the head keeps the writer's unfinished batch
     head = audit_trail.AuditRecord.get(audit_trail.HEAD, 0)
-    head.update(actions=[audit_trail.AuditRecord.pending.set(pending)])
+    head.update(actions=[audit_trail.AuditRecord.pending_gz.set(pending)])
     # Then the verifier runs to the end and reports it (the writer never writes such a head)
     verdict = audit_verify.verify()
     assert verdict.records == 25
     assert not verdict.intact and any("the head's last batch is not one the audit writer makes" in p for _, p in verdict.problems)
+
+
+@pytest.mark.parametrize("pending", GARBAGE)
+def test_a_head_in_the_earlier_plain_form_with_garbage_is_reported_too(trail, pending):
+    head = audit_trail.AuditRecord.get(audit_trail.HEAD, 0)
+    head.update(actions=[audit_trail.AuditRecord.pending_gz.remove(), audit_trail.AuditRecord.pending.set(pending)])
+    verdict = audit_verify.verify()
+    assert not verdict.intact and any("the head's last batch is not one the audit writer makes" in p for _, p in verdict.problems)
+
+
+def test_the_head_keeps_its_batch_gzipped_and_a_head_written_as_plain_json_still_reads(trail, queues, api):
+    # Given the writer's head after a batch
+    head = audit_trail.AuditRecord.get(audit_trail.HEAD, 0)
+    batch = audit_trail.pending_batch(head)
+    # Then it holds the batch gzipped (a fraction of the JSON's write units), and no plain copy
+    text = json.dumps(batch, sort_keys=True, separators=(",", ":")).encode()
+    assert head.pending is None and gzip.decompress(head.pending_gz) == text and len(head.pending_gz) < len(text) / 2
+    # Given a head as it was written before, the same batch as plain JSON
+    head.update(actions=[audit_trail.AuditRecord.pending_gz.remove(), audit_trail.AuditRecord.pending.set(text.decode())])
+    # Then the trail verifies, and the writer carries on from it
+    assert audit_verify.verify().intact
+    api.register("after-upgrade@example.com")
+    queues.drain()
+    assert audit_verify.verify().intact
+    assert audit_trail.pending_batch(audit_trail.AuditRecord.get(audit_trail.HEAD, 0))["records"][-1]["event"] == "register"
 
 
 def test_dynamodb_reorder_is_detected(trail):
@@ -407,7 +441,7 @@ def test_archive_versions_cannot_be_deleted_or_unlocked(trail):
 
 
 def _rewrite_object(key: str, change) -> None:
-    lines = s3().get_object(Bucket=settings().audit_bucket, Key=key)["Body"].read().decode().splitlines()
+    lines = audit_trail.archive_lines(s3().get_object(Bucket=settings().audit_bucket, Key=key)["Body"].read())
     records = change([json.loads(ln) for ln in lines])
     s3().put_object(Bucket=settings().audit_bucket, Key=key, Body="".join(json.dumps(r) + "\n" for r in records).encode())
 

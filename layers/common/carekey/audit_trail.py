@@ -31,11 +31,12 @@ holds the chain's end and the last batch the writer committed.
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import json
 from typing import Any
 
-from pynamodb.attributes import ListAttribute, MapAttribute, NumberAttribute, UnicodeAttribute
+from pynamodb.attributes import BinaryAttribute, ListAttribute, MapAttribute, NumberAttribute, UnicodeAttribute
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
@@ -109,10 +110,42 @@ class AuditRecord(Model):
     last_hash = UnicodeAttribute(null=True)
     last_event_id = UnicodeAttribute(null=True)
     last_seal = UnicodeAttribute(null=True)  # the SHA-256 of the last seal
-    # JSON of the last committed batch ({"records": [...], "seal": {...}}), so a
-    # retry can store it if the attempt that committed it failed to.
+    # The last committed batch ({"records": [...], "seal": {...}}), so a retry can
+    # store it if the attempt that committed it failed to: gzipped JSON (a batch of
+    # ten is about 6 KB as text, under 2 KB gzipped, and the head is written once a
+    # batch, a write unit a KB); `pending` is the plain JSON heads held before.
+    pending_gz = BinaryAttribute(null=True, legacy_encoding=False)
     pending = UnicodeAttribute(null=True)
     by_subject = BySubject()
+
+
+def packed(batch: dict[str, Any]) -> bytes:
+    """A batch as the head keeps it and the archive stores it: gzipped JSON
+    (mtime 0, so the same batch always packs to the same bytes)."""
+    return gzip.compress(json.dumps(batch, sort_keys=True, separators=(",", ":")).encode(), mtime=0)
+
+
+def pending_batch(head: "AuditRecord | None") -> dict[str, Any] | None:
+    """The head's last committed batch, whichever form it was written in."""
+    if head is None:
+        return None
+    if head.pending_gz:
+        return json.loads(gzip.decompress(head.pending_gz))
+    return json.loads(head.pending) if head.pending else None
+
+
+def archive_body(records: list[dict[str, Any]], seal: dict[str, Any]) -> bytes:
+    """A batch's archive object: its records then its seal, as JSON lines, gzipped."""
+    lines = [json.dumps(r, sort_keys=True, separators=(",", ":")) for r in records]
+    lines.append(json.dumps({"seal": seal}, sort_keys=True, separators=(",", ":")))
+    return gzip.compress("".join(line + "\n" for line in lines).encode(), mtime=0)
+
+
+def archive_lines(body: bytes) -> list[str]:
+    """The JSON lines of an archive object (gzipped, or plain as objects were first written)."""
+    if body[:2] == b"\x1f\x8b":
+        body = gzip.decompress(body)
+    return [ln for ln in body.decode().splitlines() if ln.strip()]
 
 
 def canonical(record: dict[str, Any]) -> bytes:

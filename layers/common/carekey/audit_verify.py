@@ -42,7 +42,9 @@ from carekey.audit_trail import (
     SEAL,
     TRAIL,
     AuditRecord,
+    archive_lines,
     digest,
+    pending_batch,
     seal_canonical,
     seal_digest,
     stored_form,
@@ -177,10 +179,9 @@ def _archive_records(verdict: Verdict) -> tuple[list[dict[str, Any]], list[dict[
             continue
         first, last = int(named.group(1)), int(named.group(2))
         body = s3.get_object(Bucket=bucket, Key=key, VersionId=kept[-1]["VersionId"])["Body"].read()
-        lines = [ln for ln in body.decode().splitlines() if ln.strip()]
         try:
-            batch = [json.loads(ln) for ln in lines]
-        except ValueError:
+            batch = [json.loads(ln) for ln in archive_lines(body)]
+        except (ValueError, OSError, EOFError):  # not JSON, not UTF-8, or a broken gzip stream
             verdict.add(_first_seq(key), f"archive: {key} is not JSON lines")
             continue
         sealed = [line["seal"] for line in batch if isinstance(line, dict) and isinstance(line.get("seal"), dict)]
@@ -208,11 +209,11 @@ def _committed_batch(head: AuditRecord | None, verdict: Verdict) -> dict[str, An
     """The writer's last committed batch as the head keeps it; anything the writer
     would not have written there is reported (and excuses nothing)."""
     none: dict[str, Any] = {"records": [], "seal": None}
-    if head is None or not head.pending:
+    if head is None or not (head.pending_gz or head.pending):
         return none
     try:
-        batch = json.loads(head.pending)
-    except ValueError:
+        batch = pending_batch(head)
+    except (ValueError, OSError, EOFError):  # not JSON, or a broken gzip stream
         batch = None
     records = batch.get("records") if isinstance(batch, dict) else None
     seal = batch.get("seal") if isinstance(batch, dict) else None

@@ -44,9 +44,12 @@ from carekey.audit_trail import (
     HEAD,
     SEAL,
     AuditRecord,
+    archive_body,
     archive_key,
     digest,
     generate_mac,
+    packed,
+    pending_batch,
     record_item,
     seal_canonical,
     seal_digest,
@@ -119,14 +122,13 @@ def _store(batch: dict[str, Any]) -> None:
     with AuditRecord.batch_write() as writes:
         for r in records:
             writes.save(record_item(r))
-    lines = [json.dumps(r, sort_keys=True, separators=(",", ":")) for r in records]
-    lines.append(json.dumps({"seal": seal}, sort_keys=True, separators=(",", ":")))
     try:
         aws.client("s3").put_object(
             Bucket=settings().audit_bucket,
             Key=archive_key(first, last),
-            Body="".join(line + "\n" for line in lines).encode(),
+            Body=archive_body(records, seal),  # gzipped: stored for six years, about a fifth of the bytes
             ContentType="application/x-ndjson",
+            ContentEncoding="gzip",
             ChecksumAlgorithm="SHA256",
             IfNoneMatch="*",  # an archived batch is never written twice, not even as a new version
         )
@@ -153,8 +155,8 @@ def seal_batch(records: list[dict[str, Any]], prev_seal: str, written_at: str) -
 
 def handle_batch(event: dict[str, Any]) -> dict[str, Any]:
     head = _head()
-    if head.pending:
-        committed = json.loads(head.pending)
+    committed = pending_batch(head)
+    if committed:
         if not _stored(committed["seal"]):
             _store(committed)
 
@@ -185,7 +187,8 @@ def handle_batch(event: dict[str, Any]) -> dict[str, Any]:
             AuditRecord.last_hash.set(records[-1]["hash"]),
             AuditRecord.last_event_id.set(records[-1]["event_id"]),
             AuditRecord.last_seal.set(seal_digest(seal)),
-            AuditRecord.pending.set(json.dumps(batch, sort_keys=True, separators=(",", ":"))),
+            AuditRecord.pending_gz.set(packed(batch)),
+            AuditRecord.pending.remove(),
         ],
         condition=AuditRecord.last_seq.does_not_exist() if last_seq == 0 else AuditRecord.last_seq == last_seq,
     )
