@@ -182,7 +182,7 @@ class IndexWrites:
 
     @staticmethod
     def _size(attrs: dict[str, Any]) -> int:
-        return sum(len(k) + len(json.dumps(v)) for k, v in attrs.items())
+        return sum(len(k) + (len(v["B"]) if isinstance(v, dict) and "B" in v else len(json.dumps(v))) for k, v in attrs.items())
 
     def units(self, table: str, before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[tuple[str, int]]:
         """(index name, write units) for one item's change."""

@@ -198,10 +198,10 @@ BATCH = 10
 CONSUMER_MS_PER_BATCH = 50.0  # the consumer's own time for a batch (mostly waiting on AWS), assumed
 
 # The audit writer's DynamoDB work per batch of BATCH events, as `python -m bench
-# audit` counts it (capacity from item sizes; the head item holds the batch, about
-# 6 KB). Replaced by the measured figures when the run has them (data["audit"]).
+# audit` counts it (capacity from item sizes; the head item holds the batch
+# gzipped, about 2 KB). Replaced by the measured figures when the run has them (data["audit"]).
 # The design before seals wrote the head twice a batch and MAC'd every record.
-AUDIT_WRITER_PER_BATCH = {"rcu": 3.0, "wcu": 17.0}
+AUDIT_WRITER_PER_BATCH = {"rcu": 2.0, "wcu": 24.0}  # with the by_subject index's entries (10), the head gzipped
 AUDIT_WRITER_BEFORE_PER_BATCH = {"rcu": 2.0, "wcu": 22.0}
 
 
@@ -285,9 +285,9 @@ def audit_events(flow: dict[str, Any]) -> float:
 # What an audit record occupies at rest, when the run did not measure it
 # (`python -m bench audit`): its DynamoDB item with DynamoDB's 100 bytes of
 # overhead, stored again in full by the by_subject index (projection ALL), and
-# its share of the archive's objects (JSON lines, one object a batch).
-AUDIT_RECORD_BYTES = 590.0
-AUDIT_ARCHIVE_BYTES = 530.0
+# its share of the archive's objects (JSON lines gzipped, one object a batch).
+AUDIT_RECORD_BYTES = 810.0
+AUDIT_ARCHIVE_BYTES = 205.0
 
 
 def audit_months_kept(stack: Stack | None = None) -> tuple[float, float]:

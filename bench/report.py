@@ -581,10 +581,10 @@ and SNS consumers and the operators' functions go without (template.yaml);
 they are kept, every month adds as many as expire). A record is
 {audit_rest['record']:.0f} bytes in DynamoDB (with its 100 bytes of overhead), stored again
 by the by_subject index (projection ALL) that answers the operators' audit-by-user
-query, and {audit_rest['archived']:.0f} bytes in the locked archive (a batch's JSON lines).
+query, and {audit_rest['archived']:.0f} bytes in the locked archive (a batch's JSON lines, gzipped).
 DynamoDB keeps a record {audit_rest['hot']:.0f} months ({audit_rest['hot_source']}) at
 $0.25 a GB-month; the archive {audit_rest['archive']:.0f} months (`AuditRetentionDays`) in S3
-Standard at $0.023 (its objects of about 5 KB are below the 128 KB that S3's
+Standard at $0.023 (its objects of about {audit_rest['archived'] * 10 / 1000:.0f} KB are below the 128 KB that S3's
 infrequent-access and Glacier classes bill at least, so they would cost more
 there). {audit_rest['events'] / 1e6:,.0f} million records a month: ${audit_rest['dynamodb']:,.0f} a month in
 DynamoDB and ${audit_rest['s3']:,.0f} in the archive.
