@@ -83,7 +83,7 @@ def measure(stack: Any, counter_class: Any, events: int = EVENTS, path_samples: 
 
         # Events as varied as real ones, so the stores' sizes (and gzip's ratio) are honest:
         # each from its own request and person, addresses and user agents of a crowd.
-        rng = random.Random(7)
+        rng = random.Random(7)  # noqa: S311 - sample data, reproducible
         agents = [
             "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
             "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
