@@ -331,6 +331,62 @@ def capacity_of(calls: list[tuple[str, dict[str, Any]]]) -> dict[str, float]:
     return {"reads": reads, "writes": writes, "rcu": rcu, "wcu": wcu, "index_wcu": index_wcu}
 
 
+CONSUMERS = {"AuditWriterFunction", "EmailSenderFunction", "EmailFeedbackFunction"}
+CONSUMER_METRICS = {"AuditRecordsWritten", "EmailFailures", "EmailJobFailures", "EmailSuppressions"}
+
+
+class LogBytes:
+    """What the service writes to CloudWatch Logs while a flow runs, as Lambda
+    would ingest it: the log lines at the template's level (INFO, JSON) and the
+    metrics' EMF lines, split between the request path's functions and the
+    queue consumers (whose lines are per batch in AWS)."""
+
+    def __init__(self) -> None:
+        import io
+
+        self.lines = io.StringIO()
+        self.stdout = io.StringIO()
+        self.request_path = self.consumers = 0
+
+    def __enter__(self) -> "LogBytes":
+        import contextlib
+        import logging
+
+        from carekey.observability import logger
+
+        self._logger, self._level = logger, logger.log_level
+        self._handler = logging.StreamHandler(self.lines)
+        self._handler.setFormatter(logger.registered_formatter)
+        logger.addHandler(self._handler)
+        logger.setLevel("INFO")
+        self._metrics = os.environ.get("POWERTOOLS_METRICS_DISABLED")
+        os.environ["POWERTOOLS_METRICS_DISABLED"] = "false"
+        self._redirect = contextlib.redirect_stdout(self.stdout)
+        self._redirect.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._redirect.__exit__(*exc)
+        self._logger.removeHandler(self._handler)
+        self._logger.setLevel(self._level)
+        if self._metrics is None:
+            os.environ.pop("POWERTOOLS_METRICS_DISABLED", None)
+        else:
+            os.environ["POWERTOOLS_METRICS_DISABLED"] = self._metrics
+        for line in self.lines.getvalue().splitlines():
+            consumer = json.loads(line).get("function_name") in CONSUMERS
+            self._add(len(line) + 1, consumer)
+        for line in self.stdout.getvalue().splitlines():
+            if line.startswith('{"_aws"'):  # EMF; the service's log lines were counted above
+                self._add(len(line) + 1, bool(set(json.loads(line)) & CONSUMER_METRICS))
+
+    def _add(self, n: int, consumer: bool) -> None:
+        if consumer:
+            self.consumers += n
+        else:
+            self.request_path += n
+
+
 def warm(runs_hash: int, runs_fast: int) -> dict[str, Any]:
     import base64
     import hashlib
@@ -471,11 +527,12 @@ def warm(runs_hash: int, runs_fast: int) -> dict[str, Any]:
 
         def flow(name: str, fn: Callable[[], Any]) -> None:
             counter.take()
-            fn()
+            with LogBytes() as logged:
+                fn()
             other = counter.take_other()
             calls = counter.take()
             ops = operations(calls)
-            flows[name] = {**capacity(calls), "calls": other, "ops": ops}
+            flows[name] = {**capacity(calls), "calls": other, "ops": ops, "log_bytes": logged.request_path, "consumer_log_bytes": logged.consumers}
 
         flow("register", lambda: api.register("flow@example.com"))
         flow("verify-otp", lambda: api.post("/verify-otp", {"email": "flow@example.com", "otp": api.latest_code("flow@example.com")}))

@@ -51,11 +51,15 @@ MAU = 1_000_000
 TARGET_PER_MAU = 1485.0 / MAU  # a tenth of Cognito Essentials at a million MAU
 
 # Log bytes a request writes (JSON, ingested): the API access log line (about
-# 330 bytes with its values) plus what the function logs on a plain success
-# (nothing at INFO but a refusal line on a 4xx). Lambda's START/END/REPORT
-# lines are off (SystemLogLevel WARN in template.yaml).
+# 330 bytes with its values) plus what the functions log, as the bench measures
+# each flow (`log_bytes`: INFO lines and metrics' EMF lines on the request path;
+# `consumer_log_bytes`: the queue consumers', per batch in AWS); FUNCTION_LOG_BYTES
+# when a run did not measure it. Lambda's START/END/REPORT lines are off
+# (SystemLogLevel WARN in template.yaml).
 ACCESS_LOG_BYTES = 330
 FUNCTION_LOG_BYTES = 60
+# The audit writer's lines for one event (its anchor line and metric, a batch's share).
+AUDIT_LOG_BYTES_PER_EVENT = 76
 # The access log's archive (template.yaml: ApiAccessLogGroup -> subscription ->
 # AccessLogDeliveryStream -> AccessLogArchiveBucket). CloudWatch Logs hands
 # Firehose gzip records, each a batch of lines in its JSON envelope, and they are
@@ -168,15 +172,22 @@ CW_STORED_RATIO = 0.15
 ARCHIVE_STANDARD_MONTHS = 90 / 30.4
 
 
-def _log_cost(requests: float, access_months: float, function_months: float, archive_months: float = 0.0) -> float:
+def function_log_bytes(flow: dict[str, Any], extra_audit_events: float = 0.0) -> float:
+    """What a flow's functions write to CloudWatch Logs, the consumers' lines shared by a batch."""
+    if "log_bytes" not in flow:
+        return FUNCTION_LOG_BYTES + extra_audit_events * AUDIT_LOG_BYTES_PER_EVENT
+    return flow["log_bytes"] + flow.get("consumer_log_bytes", 0.0) / BATCH + extra_audit_events * AUDIT_LOG_BYTES_PER_EVENT
+
+
+def _log_cost(requests: float, access_months: float, function_months: float, archive_months: float = 0.0, function_bytes: float = FUNCTION_LOG_BYTES) -> float:
     """CloudWatch Logs (ingestion, and storage for each log's retention), and the
     access log's archive: Firehose ingestion and S3 Standard storage of the
     compressed lines for `archive_months` (0: no archive)."""
-    ingest = requests * (ACCESS_LOG_BYTES + FUNCTION_LOG_BYTES) / 1e9 * P["logs_ingest_gb"]
+    ingest = (requests * ACCESS_LOG_BYTES + function_bytes) / 1e9 * P["logs_ingest_gb"]
     # Steady state: a month's bytes are stored for as many months as they are kept,
     # billed compressed (CloudWatch Logs stores log data gzipped; AWS's pricing
     # examples assume compressed data is CW_STORED_RATIO of what was ingested).
-    stored = requests * (ACCESS_LOG_BYTES * access_months + FUNCTION_LOG_BYTES * function_months) / 1e9 * CW_STORED_RATIO * P["logs_store_gb_month"]
+    stored = (requests * ACCESS_LOG_BYTES * access_months + function_bytes * function_months) / 1e9 * CW_STORED_RATIO * P["logs_store_gb_month"]
     archived = 0.0
     if archive_months:
         line_gb = requests * ACCESS_LOG_BYTES / 1e9
@@ -358,7 +369,10 @@ def flow_cost(
         + invocations * RESTORES_PER_INVOCATION * memory_mb / 1024 * P["snapstart_restore_gb"],
         "dynamodb": wcu * P["ddb_write_unit"] + rcu * P["ddb_read_unit"],
         "other": _calls_cost(flow.get("calls", {}), levers) + extra_audit_events * _calls_cost(ONE_AUDIT_EVENT, levers),
-        "logs": _log_cost(edge["requests"], months, months if function_months is None else function_months, archive_months),
+        "logs": _log_cost(
+            edge["requests"], months, months if function_months is None else function_months, archive_months,
+            function_bytes=function_log_bytes(flow, extra_audit_events),
+        ),
         "storage": events * audit_storage_per_event(audit_measured, _kept(levers)),
     }
 

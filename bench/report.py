@@ -401,6 +401,9 @@ def write(data: dict[str, Any], markdown: Path, svg_path: Path) -> None:
     login_profile = ", ".join(f"{name} {ms:.0f} ms" for name, ms in cold["import_profile"])
     svg_path.write_text(svg(warm["endpoints"]))
     audit_rest = audit_at_rest(model, data.get("audit"))
+    log_bytes = ", ".join(
+        f"{name} {warm['flows'][name]['log_bytes']:.0f} bytes" for name in ("login", "token refresh", "forgot-password", "reset-password") if "log_bytes" in warm["flows"].get(name, {})
+    ) or "not measured in this run"
 
     miss_text = []
     if cold_miss:
@@ -522,7 +525,9 @@ sender, the audit writer), which the local event source runs within the
 request. Lambda duration is this machine's measured CPU time scaled to
 Lambda's CPU share at the function's memory (from the template), plus
 {DYNAMODB_MS:g} ms per DynamoDB request. Logs: the API access log line and the
-function's own lines (Lambda's START/END/REPORT lines are off), ingested
+functions' own lines, measured per flow at the template's level (INFO lines and
+the metrics' EMF lines: {log_bytes}; the queue consumers' lines, per batch in
+AWS, shared by its events; Lambda's START/END/REPORT lines are off), ingested
 by CloudWatch Logs: the access log kept there {model['retention_months']:.0f} months
 (`AccessLogRetentionDays`), function logs {model['function_retention_months']:.0f} months
 (the template's retentions), and the access log's archive: Firehose
