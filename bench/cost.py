@@ -37,6 +37,7 @@ PRICES = {
     "s3_glacier_ir_gb_month": (0.004, "S3 Glacier Instant Retrieval, per GB-month"),
     "s3_glacier_ir_transition": (0.02 / 1000, "S3 lifecycle transition to Glacier Instant Retrieval, per object"),
     "ddb_storage_gb_month": (0.25, "DynamoDB Standard table class, per GB-month stored (beyond the first 25 GB)"),
+    "xray_trace": (5.00 / 1e6, "X-Ray, per trace recorded (beyond 100,000 a month)"),
     "kms_key_month": (1.00, "KMS, per customer-managed key per month"),
     "secret_month": (0.40, "Secrets Manager, per secret per month"),
     "cognito_lite_mau": (0.0055, "Cognito Lite, per MAU above 10,000"),
@@ -375,6 +376,20 @@ def flow_cost(
         ),
         "storage": events * audit_storage_per_event(audit_measured, _kept(levers)),
     }
+
+
+def xray_monthly(api: str, requests: float, stack: Stack | None = None) -> float:
+    """X-Ray traces a month. The REST API's stage samples (ApiSamplingRule: one
+    request a second, and TraceSampleRate of the rest) and the functions trace
+    only what it sampled (Tracing: PassThrough); the HTTP API cannot sample, so
+    with PassThrough nothing is traced there."""
+    if api != "rest":
+        return 0.0
+    stack = stack or Stack()
+    rule = stack.resources["ApiSamplingRule"]["Properties"]["SamplingRule"]
+    reservoir = float(rule["ReservoirSize"]) * SECONDS_A_MONTH
+    rate = float(stack.resolve(rule["FixedRate"]))
+    return (min(requests, reservoir) + rate * max(0.0, requests - reservoir)) * P["xray_trace"]
 
 
 def fixed_monthly(stack: Stack | None = None, levers: Levers = NOW) -> dict[str, float]:

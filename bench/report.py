@@ -13,6 +13,7 @@ from bench.cost import (  # the prices and the model live in bench/cost.py
     AUDIT_ARCHIVE_BYTES,
     AUDIT_RECORD_BYTES,
     DYNAMODB_MS,
+    EDGE,
     MAU,
     NOW,
     PRICES,
@@ -36,6 +37,7 @@ from bench.cost import (  # the prices and the model live in bench/cost.py
     memory_sizes,
     refresh_audit_share,
     snapstart_functions,
+    xray_monthly,
 )
 from local.template import Stack
 
@@ -117,7 +119,9 @@ def cost_model(data: dict[str, Any], levers: Levers = NOW, access_minutes: int |
                     parts[part] += value * workload[item] * MAU
             items[item] = parts
         variable = sum(sum(p.values()) for p in items.values())
-        out[api] = {"items": items, "total": variable + sum(out["fixed"].values())}
+        requests = sum(workload[item] * EDGE.get(name, {"requests": 1})["requests"] for item, steps in plan.items() for name, _, _ in steps) * MAU
+        xray = xray_monthly(api, requests)
+        out[api] = {"items": items, "xray": xray, "total": variable + xray + sum(out["fixed"].values())}
     return out
 
 
@@ -212,6 +216,7 @@ def cost_rows(model: dict[str, Any]) -> list[list[str]]:
     for item in WORKLOAD:
         rest, http = model["rest"]["items"][item], model["http"]["items"][item]
         rows.append([item.replace("_", " "), f"{WORKLOAD[item]}", f"${sum(rest.values()):,.0f}", f"${sum(http.values()):,.0f}"])
+    rows.append(["X-Ray traces (sampled at the REST API's stage; none on the HTTP API)", "-", f"${model['rest']['xray']:,.0f}", f"${model['http']['xray']:,.0f}"])
     for name, value in model["fixed"].items():
         rows.append([name.replace("_", " ") + " (fixed)", "-", f"${value:,.0f}", f"${value:,.0f}"])
     rows.append(["**total**", "", f"**${model['rest']['total']:,.0f}**", f"**${model['http']['total']:,.0f}**"])
@@ -600,7 +605,12 @@ What the HTTP API option gives up, and why the REST API stays the default:
 AWS WAF attaches only to a REST API (with the HTTP API, put CloudFront and
 WAF in front, whose own request price erases part of the saving), and a
 path no route serves answers the HTTP API's `404 {{"message": "Not Found"}}`
-instead of the documented error body. Everything else of the contract holds
+instead of the documented error body. Nor can an HTTP API sample X-Ray traces:
+the functions trace only what an upstream sampled (`Tracing: PassThrough`, so
+that the REST API's one decision holds end to end), so behind the HTTP API
+nothing is traced (Lambda's own sampling, `Tracing: Active`, would trace one
+request a second and 5% of the rest per function: about $80 a month here).
+Everything else of the contract holds
 (`tests/test_http_api_option.py`): the functions check bearer tokens
 themselves, so 401s keep their body, and a protected call is one Lambda
 invocation instead of two.

@@ -33,7 +33,8 @@ def test_cfn_lint_finds_nothing():
 def test_globals_pin_runtime_architecture_tracing_and_the_layer():
     g = T["Globals"]["Function"]
     assert g["Runtime"] == "python3.12" and g["Architectures"] == ["arm64"]
-    assert g["Tracing"] == "Active"
+    # One sampling decision at the API stage: the functions trace what it sampled, nothing more
+    assert g["Tracing"] == "PassThrough"
     assert g["Layers"] == [{"Ref": "CommonLayer"}]
     assert g["KmsKeyArn"] == {"Fn::GetAtt": ["DataKey", "Arn"]}
     assert g["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
@@ -227,6 +228,10 @@ def test_api_authorizer_is_never_cached_and_errors_are_json():
     identity = api["Auth"]["Authorizers"]["TokenAuthorizer"]["Identity"]
     assert identity["ReauthorizeEvery"] == 0
     assert api["TracingEnabled"] is True
+    rule = R["ApiSamplingRule"]["Properties"]["SamplingRule"]
+    assert rule["ServiceName"] == {"Fn::Sub": "${AWS::StackName}-api/${Stage}"} and api["Name"] == {"Fn::Sub": "${AWS::StackName}-api"}
+    assert rule["ServiceType"] == "AWS::ApiGateway::Stage" and rule["ReservoirSize"] == 1 and rule["FixedRate"] == {"Ref": "TraceSampleRate"}
+    assert T["Parameters"]["TraceSampleRate"]["Default"] == 0
     for kind in ("UNAUTHORIZED", "ACCESS_DENIED", "DEFAULT_4XX", "DEFAULT_5XX"):
         assert "application/json" in api["GatewayResponses"][kind]["ResponseTemplates"]
 
