@@ -417,7 +417,7 @@ def write(data: dict[str, Any], markdown: Path, svg_path: Path) -> None:
             f"(cumulative, top-level packages, in the same bare Python): {login_profile}. Every function needs the "
             "Powertools logger, the pydantic request models and PynamoDB, and the token functions PyJWT with "
             "cryptography. Already done: the X-Ray SDK (Powertools Tracer, about 90 ms) is off the import path "
-            "(Lambda's active tracing instead), pydantic models build lazily (a function builds only its own), and "
+            "(Lambda's own tracing instead), pydantic models build lazily (a function builds only its own), and "
             "botocore no longer loads pyOpenSSL (the layer ships it for passkey attestation) and with it "
             "cryptography's OpenSSL bindings in every function (about 50 ms of init), the JWKS function serves the "
             "published keys as JSON without PyJWT or cryptography, and listing or removing passkeys no longer loads "

@@ -1,7 +1,8 @@
 """The one place that creates the shared Powertools logger and metrics.
 
-Tracing is Lambda's own active tracing (`Tracing: Active` in template.yaml):
-it records each invocation's segment without an SDK on the import path.  The
+Tracing is Lambda's own (template.yaml: the API stage samples, the functions
+trace what it sampled): it records each invocation's segment without an SDK
+on the import path.  The
 X-Ray SDK that Powertools Tracer loads cost about 90 ms of every cold start
 and leaves support on 2027-02-25, so the service does not import it.
 
