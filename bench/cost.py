@@ -38,6 +38,8 @@ PRICES = {
     "s3_glacier_ir_transition": (0.02 / 1000, "S3 lifecycle transition to Glacier Instant Retrieval, per object"),
     "ddb_storage_gb_month": (0.25, "DynamoDB Standard table class, per GB-month stored (beyond the first 25 GB)"),
     "xray_trace": (5.00 / 1e6, "X-Ray, per trace recorded (beyond 100,000 a month)"),
+    "cloudwatch_metric_month": (0.30, "CloudWatch, per custom metric per month (first 10,000 metrics)"),
+    "cloudwatch_alarm_month": (0.10, "CloudWatch, per standard-resolution alarm metric per month"),
     "kms_key_month": (1.00, "KMS, per customer-managed key per month"),
     "secret_month": (0.40, "Secrets Manager, per secret per month"),
     "cognito_lite_mau": (0.0055, "Cognito Lite, per MAU above 10,000"),
@@ -392,6 +394,20 @@ def xray_monthly(api: str, requests: float, stack: Stack | None = None) -> float
     return (min(requests, reservoir) + rate * max(0.0, requests - reservoir)) * P["xray_trace"]
 
 
+def metrics_and_alarms(stack: Stack | None = None) -> float:
+    """CloudWatch's custom metrics (each metric name the service emits, with the
+    service dimension, and the cold-start metric per function) and the alarms."""
+    import re
+    from pathlib import Path
+
+    stack = stack or Stack()
+    code = Path(__file__).resolve().parent.parent / "layers" / "common" / "carekey"
+    names = {m for f in code.rglob("*.py") for m in re.findall(r'add_metric\(name="(\w+)"', f.read_text())}
+    metrics = len(names) + len(stack.of_type("AWS::Serverless::Function"))
+    alarms = len(stack.of_type("AWS::CloudWatch::Alarm"))
+    return metrics * P["cloudwatch_metric_month"] + alarms * P["cloudwatch_alarm_month"]
+
+
 def fixed_monthly(stack: Stack | None = None, levers: Levers = NOW) -> dict[str, float]:
     """What the stack costs a month whatever the traffic: SnapStart's cache is
     billed for the memory of each function that has it on, every second (with
@@ -400,6 +416,7 @@ def fixed_monthly(stack: Stack | None = None, levers: Levers = NOW) -> dict[str,
     cached = snapstart_functions(stack) if levers.snapstart_where_waited else set(sizes)
     snapstart = sum(mb / 1024 for logical, mb in sizes.items() if logical in cached) * SECONDS_A_MONTH * P["snapstart_cache_gb_second"]
     return {
+        "metrics_and_alarms": metrics_and_alarms(stack),
         "snapstart_cache": snapstart,
         "keys_and_secrets": P["kms_key_month"] * 2 + 2 * P["secret_month"],
         "access_log_archive_objects": access_log_archive_objects(stack) * (P["s3_put"] + P["s3_glacier_ir_transition"]),
