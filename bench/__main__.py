@@ -412,6 +412,18 @@ def warm(runs_hash: int, runs_fast: int) -> dict[str, Any]:
         # The queue consumers (audit writer, email sender) run within each request, so a
         # flow's count includes what they do for it, as it will cost in AWS.
         gateway = Gateway(STACK, queues=QueuePump(STACK))
+        # The bytes each response sends to the internet: status line, headers, body, and
+        # the headers API Gateway adds that the local gateway does not (Date, Content-Length,
+        # Connection, x-amzn-RequestId, x-amz-apigw-id, X-Amzn-Trace-Id: about 200 bytes).
+        sent: list[int] = []
+        handle = gateway.handle
+
+        def sending(*args: Any, **kwargs: Any) -> Any:
+            response = handle(*args, **kwargs)
+            sent.append(len(response.body) + sum(len(k) + len(v) + 4 for k, v in response.headers.items()) + 17 + 200)
+            return response
+
+        gateway.handle = sending  # type: ignore[method-assign]
         from tests.client import ApiClient
 
         api = ApiClient(gateway, outbox)
@@ -527,12 +539,16 @@ def warm(runs_hash: int, runs_fast: int) -> dict[str, Any]:
 
         def flow(name: str, fn: Callable[[], Any]) -> None:
             counter.take()
+            sent.clear()
             with LogBytes() as logged:
                 fn()
             other = counter.take_other()
             calls = counter.take()
             ops = operations(calls)
-            flows[name] = {**capacity(calls), "calls": other, "ops": ops, "log_bytes": logged.request_path, "consumer_log_bytes": logged.consumers}
+            flows[name] = {
+                **capacity(calls), "calls": other, "ops": ops, "log_bytes": logged.request_path, "consumer_log_bytes": logged.consumers,
+                "response_bytes": sum(sent),
+            }
 
         flow("register", lambda: api.register("flow@example.com"))
         flow("verify-otp", lambda: api.post("/verify-otp", {"email": "flow@example.com", "otp": api.latest_code("flow@example.com")}))

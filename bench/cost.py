@@ -40,6 +40,7 @@ PRICES = {
     "xray_trace": (5.00 / 1e6, "X-Ray, per trace recorded (beyond 100,000 a month)"),
     "cloudwatch_metric_month": (0.30, "CloudWatch, per custom metric per month (first 10,000 metrics)"),
     "cloudwatch_alarm_month": (0.10, "CloudWatch, per standard-resolution alarm metric per month"),
+    "data_out_gb": (0.09, "Data transfer out to the internet, per GB (first 10 TB a month; 100 GB a month free)"),
     "kms_key_month": (1.00, "KMS, per customer-managed key per month"),
     "secret_month": (0.40, "Secrets Manager, per secret per month"),
     "cognito_lite_mau": (0.0055, "Cognito Lite, per MAU above 10,000"),
@@ -79,6 +80,7 @@ ACCESS_LOG_ARCHIVE_RATIO = 4.6
 # Firehose bills a subscription's record by its (compressed) size rounded up to
 # 5 KB; a record holds many lines, so billing each line's uncompressed bytes is
 # an upper bound whenever a record carries 16 lines or more (5 KB / 330 bytes).
+RESPONSE_BYTES = 1500
 DYNAMODB_MS = 5.0  # DynamoDB's in-region latency per request, assumed (single-digit ms)
 # SnapStart restores: assumed one per thousand invocations (a new execution
 # environment for every thousand requests is far more churn than a steady
@@ -377,6 +379,9 @@ def flow_cost(
             function_bytes=function_log_bytes(flow, extra_audit_events),
         ),
         "storage": events * audit_storage_per_event(audit_measured, _kept(levers)),
+        # The responses' bytes to the internet (measured: status line, headers, body; TLS
+        # and TCP framing not counted), RESPONSE_BYTES when the run did not measure them.
+        "egress": flow.get("response_bytes", RESPONSE_BYTES) / 1e9 * P["data_out_gb"],
     }
 
 

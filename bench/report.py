@@ -41,7 +41,7 @@ from bench.cost import (  # the prices and the model live in bench/cost.py
 )
 from local.template import Stack
 
-PARTS = ("api", "lambda", "dynamodb", "other", "logs", "storage")
+PARTS = ("api", "lambda", "dynamodb", "other", "logs", "storage", "egress")
 FLOOR_NOTES = """Why flows are above their floor (the operations are in the table):
 
 - **The audit writer's share.** Every audited request submits one SQS message
@@ -550,7 +550,7 @@ Essentials).
 
 By part, a month for a million active users:
 
-{table(["API", "workload", "API Gateway", "Lambda", "DynamoDB", "SQS, KMS, S3, SES", "logs", "audit trail at rest"], part_rows(model))}
+{table(["API", "workload", "API Gateway", "Lambda", "DynamoDB", "SQS, KMS, S3, SES", "logs", "audit trail at rest", "data out"], part_rows(model))}
 
 **REST API: ${model['rest']['total']:,.0f}; HTTP API: ${model['http']['total']:,.0f} a month for a
 million active users** ({'met' if model['http']['total'] <= cost_target else 'missed'} with the HTTP API, {'met' if model['rest']['total'] <= cost_target else 'missed'} with the REST API,
