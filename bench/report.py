@@ -153,37 +153,42 @@ def gap_plan(model: dict[str, Any], target: float, longer_tokens: dict[str, Any]
         )
     items = http["items"]
     refresh, logins, resets = items["refreshes"], items["logins"], items["password_resets"]
+    audit_parts = ("other", "storage")
     priced = {
         "API Gateway's request price": sum(i["api"] for i in items.values()),
+        "the refreshes' DynamoDB (an eventually consistent read of the account and session, the rotation, the summaries' share of the writer)": refresh["dynamodb"],
+        "the audit events' queue, seals and storage (logins, refresh summaries, resets)": sum(i[p] for i in items.values() for p in audit_parts) - resets["other"],
         "Lambda's bcrypt time and requests for 30 logins (cost 12 at 1,769 MB)": logins["lambda"],
         "two emails a reset (the code, then the notice that the password changed)": resets["other"],
-        "the refreshes' DynamoDB (the account and session read, the rotation, and the summaries' share)": refresh["dynamodb"],
         "the refreshes' Lambda": refresh["lambda"],
+        "data out (the responses' bytes)": sum(i["egress"] for i in items.values()),
     }
     listed = "; ".join(f"{name} ${value:,.0f}" for name, value in priced.items())
     return (
         f"**The gap and its cause.** With the HTTP API the total is ${http['total']:,.0f}, "
-        f"${http['total'] - target:,.0f} over ${target:,.0f}. What is left is per-request work at 331 requests a "
-        f"user a month: {listed}; together ${sum(priced.values()):,.0f}. Each is at its floor for what it does: "
-        "a refresh reads the account and the session and rotates the token in one conditional write (its audit "
-        "share is now one summary an hour), a login is one bcrypt check, a reset sends two emails. "
-        "**The plan.** Three measured levers remain, none enough alone: (1) the audit writer's write-ahead entry "
-        "holds the batch's digests rather than its records (its head item falls from about 6 KB to under 1 KB: "
-        "about 5 write units a batch of 10); (2) login reads its email claim in the gate's BatchGetItem (one "
-        "request less a login, same units); (3) a refresh reads the account eventually consistent (the authorizer's "
-        "strongly consistent read still guards every use of the new tokens): half a read unit a refresh. "
-        "Beyond those, the workload sets the price: 300 refreshes a user a month follow from 5-minute access "
-        "tokens (`AccessTokenMinutes`). The authorizer checks the session on every call, so a logout or a "
-        "disabled account takes effect at the next call whatever the token's lifetime; "
+        f"${http['total'] - target:,.0f} over ${target:,.0f}. The model now counts what it used to miss (index "
+        "writes, the audit trail at rest, data out, X-Ray traces, metrics and alarms), so this is the whole bill "
+        f"for the workload. The largest parts: {listed}. Each is at its floor for what it does: a refresh is one "
+        "read and one conditional write (an index write no more: the sessions' user index carries keys only), "
+        "a login one bcrypt check, a reset two emails, and an audit event one FIFO message, a tenth of a seal "
+        "and of an archive object, its record and index entry, and its bytes at rest. "
+        "**The plan.** The workload sets the rest of the price: 300 refreshes a user a month follow from "
+        "5-minute access tokens (`AccessTokenMinutes`). The authorizer checks the session on every call, so a "
+        "logout or a disabled account takes effect at the next call whatever the token's lifetime; "
         + (
             f"at 15 minutes a third as many refreshes make the HTTP API total ${longer_tokens['http']['total']:,.0f} "
             f"({'under' if longer_tokens['http']['total'] <= target else 'over'} the target) and the REST API's "
             f"${longer_tokens['rest']['total']:,.0f}. The default stays at 5 minutes: a token's life "
             "bounds how long a resource server that verifies tokens offline against the JWKS "
-            "(docs/resource-servers.md) honours a session that has ended: that is the deployer's trade."
+            "(docs/resource-servers.md) honours a session that has ended: that is the deployer's trade. "
             if longer_tokens
-            else "a longer lifetime is the deployer's lever."
+            else "a longer lifetime is the deployer's lever. "
         )
+        + "Two smaller levers remain, measured here: the by_subject index could carry keys only (the "
+        "operators' audit-by-user query would then fetch the records by key), which leaves an audit record's "
+        "write units as they are but stores about 40% fewer bytes in DynamoDB; and a session's routine rotations "
+        "could be summarised every two hours instead of every hour (`RefreshAuditMinutes`), half the summaries, "
+        "at the price of a coarser trail."
     )
 
 
