@@ -889,12 +889,16 @@ def create_session(
     return item
 
 
-def user_and_session(user_id: str, session_id: str) -> tuple[UserItem | None, SessionItem | None]:
-    """Both items in one strongly consistent BatchGetItem: the authorizer's one read."""
+def user_and_session(user_id: str, session_id: str, consistent: bool = True) -> tuple[UserItem | None, SessionItem | None]:
+    """Both items in one BatchGetItem: the authorizer's one read, strongly
+    consistent.  With `consistent=False` both are read eventually consistent
+    (half the read units; either may be up to about a second old), for a
+    caller whose every use of them is checked again by a conditional write or
+    by a strongly consistent read."""
     users, sessions = UserItem.Meta.table_name, SessionItem.Meta.table_name
     request = {
-        users: {"Keys": [{"pk": {"S": f"USER#{user_id}"}}], "ConsistentRead": True},
-        sessions: {"Keys": [{"session_id": {"S": session_id}}], "ConsistentRead": True},
+        users: {"Keys": [{"pk": {"S": f"USER#{user_id}"}}], "ConsistentRead": consistent},
+        sessions: {"Keys": [{"session_id": {"S": session_id}}], "ConsistentRead": consistent},
     }
     found: dict[str, list[dict[str, Any]]] = {users: [], sessions: []}
     for _ in range(5):  # unprocessed keys are rare; retry them a few times
@@ -922,15 +926,33 @@ def rotate_session(
     ip: str = "",
     user_agent: str = "",
     audited: bool = True,
+    as_read: SessionItem | None = None,
 ) -> bool:
     """Move the session to its next refresh token, only if `old_hash` is still its
     current one and the session is live: of parallel rotations, exactly one wins.
     The session remembers where this refresh came from, and counts the rotation
     as not yet audited unless `audited` (then the count starts again).  The
     condition on `generation` orders a session's rotations, so the count read
-    with the session before this update is exactly the one it replaces."""
+    with the session before this update is exactly the one it replaces.
+
+    With `as_read` (the session as a read that may be stale returned it), also
+    only if the session's last audited event is still the one that read saw:
+    whether this rotation is audited was decided from it, and a summary put back
+    (`restore_unaudited`) changes it without a rotation.  The source address
+    and agent change only with a rotation, which `generation` already checks."""
     t = now()
     seen_ip, seen_agent = seen_from(ip, user_agent)
+    condition = (
+        (SessionItem.generation == generation)
+        & (SessionItem.token_hash == old_hash)
+        & (SessionItem.revoked == False)  # noqa: E712
+        & (SessionItem.last_used >= idle_cutoff)
+        & (SessionItem.created_at >= created_after)
+        & (SessionItem.refresh_expires_at > t)
+    )
+    if as_read is not None:
+        seen = as_read.audited_at
+        condition &= SessionItem.audited_at.does_not_exist() if seen is None else SessionItem.audited_at == int(seen)
     try:
         SessionItem(session_id).update(
             actions=[
@@ -944,12 +966,7 @@ def rotate_session(
                 SessionItem.user_agent.set(seen_agent) if seen_agent else SessionItem.user_agent.remove(),
                 *([SessionItem.unaudited.set(0), SessionItem.audited_at.set(t)] if audited else [SessionItem.unaudited.add(1)]),
             ],
-            condition=(SessionItem.generation == generation)
-            & (SessionItem.token_hash == old_hash)
-            & (SessionItem.revoked == False)  # noqa: E712
-            & (SessionItem.last_used >= idle_cutoff)
-            & (SessionItem.created_at >= created_after)
-            & (SessionItem.refresh_expires_at > t),
+            condition=condition,
         )
     except UpdateError as exc:
         if _condition_failed(exc):
