@@ -6,12 +6,15 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import bcrypt
+import botocore.client
 import jwt
 import pytest
-from carekey import passwords, store, tokens
+from carekey import audit_verify, passwords, store, tokens
 from carekey.keys import forget_cached_keys
 from carekey.signing import signing_keys
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -327,3 +330,196 @@ def test_change_password_needs_the_current_one(api, signed_in):
     )
     assert r.status == 400 and "current_password" in r.json()
     assert api.post("/change-password", {"current_password": PASSWORD}, token=None).status == 401
+
+
+# ---- a routine refresh reads eventually consistent; anything else is decided from a strong read ----
+
+
+class StaleReads:
+    """Eventually consistent reads of the account and the session as DynamoDB may
+    answer them for up to about a second after a write: `keep` takes a snapshot
+    now, and every later eventually consistent read returns it instead of the
+    truth.  Strongly consistent reads always see the truth; `asked` lists the
+    consistency of every read, in order."""
+
+    def __init__(self, real):
+        self.real, self.kept, self.asked = real, {}, []
+
+    def keep(self, refresh: str, *, account: bool = True, session: bool = True) -> None:
+        token = tokens.read_refresh(refresh)
+        user, item = self.real(token.user_id, token.session_id)
+        self.kept.update({**({"account": user} if account else {}), **({"session": item} if session else {})})
+
+    def catch_up(self) -> None:
+        self.kept.clear()
+
+    def __call__(self, user_id: str, session_id: str, consistent: bool = True):
+        self.asked.append(consistent)
+        user, item = self.real(user_id, session_id, consistent=consistent)
+        if consistent:
+            return user, item
+        return self.kept.get("account", user), self.kept.get("session", item)
+
+
+@pytest.fixture
+def stale_reads(monkeypatch) -> StaleReads:
+    reads = StaleReads(store.user_and_session)
+    monkeypatch.setattr(store, "user_and_session", reads)
+    return reads
+
+
+@pytest.fixture
+def dynamodb(monkeypatch) -> list[tuple[str, dict]]:
+    """Every DynamoDB request the service makes outside the audit table."""
+    seen: list[tuple[str, dict]] = []
+    original, audit_table = botocore.client.BaseClient._make_api_call, os.environ["AUDIT_TABLE"]
+
+    def capture(client, operation, params):
+        if client.meta.service_model.service_name == "dynamodb" and audit_table not in {params.get("TableName"), *(params.get("RequestItems") or {})}:
+            seen.append((operation, params))
+        return original(client, operation, params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", capture)
+    return seen
+
+
+def _user_id(refresh: str) -> str:
+    return tokens.read_refresh(refresh).user_id
+
+
+def _refresh_outcomes(refresh: str) -> list[str]:
+    return [r["outcome"] for r in audit_verify.trail_of(_user_id(refresh)) if r["event"] == "refresh"]
+
+
+def _ended_notices(outbox) -> list[str]:
+    return [m["subject"] for m in outbox.to("pat@example.com") if m["subject"].endswith("was ended")]
+
+
+def test_a_routine_refresh_reads_the_account_and_session_eventually_consistent_in_one_request(api, signed_in, dynamodb):
+    # Given a live session
+    dynamodb.clear()
+    # When it refreshes its token from where it signed in
+    r = api.post("/token/refresh", {"refresh": signed_in["refresh"]})
+    assert r.status == 200
+    # Then it made one eventually consistent read of both items (half the read units) and the rotation, nothing else
+    assert [op for op, _ in dynamodb] == ["BatchGetItem", "UpdateItem"]
+    read = dynamodb[0][1]["RequestItems"]
+    assert {table: asked["ConsistentRead"] for table, asked in read.items()} == {os.environ["USERS_TABLE"]: False, os.environ["SESSIONS_TABLE"]: False}
+    # and the authorizer still reads both strongly consistent before the new access token is let in
+    dynamodb.clear()
+    assert api.get("/profile", token=r.json()["access"]).status == 200
+    [(op, guard)] = [call for call in dynamodb if call[0] == "BatchGetItem"]
+    assert {asked["ConsistentRead"] for asked in guard["RequestItems"].values()} == {True}
+
+
+def test_a_stale_read_of_the_session_never_refuses_its_current_token(api, signed_in, stale_reads, outbox):
+    # Given a session that rotated once, and eventual reads that still return it as before that rotation
+    stale_reads.keep(signed_in["refresh"], account=False)
+    newer = api.post("/token/refresh", {"refresh": signed_in["refresh"]}).json()
+    stale_reads.asked.clear()
+    # When its current token is presented
+    r = api.post("/token/refresh", {"refresh": newer["refresh"]})
+    # Then the stale read did not decide: a strong read did, and the token rotated as always
+    assert r.status == 200 and stale_reads.asked == [False, True]
+    assert api.get("/profile", token=r.json()["access"]).status == 200
+    item = _session_of(newer["refresh"])
+    assert not item.revoked and int(item.generation) == 2 and int(item.unaudited) == 2
+    # and nothing was revoked, reported or audited
+    assert _ended_notices(outbox) == [] and _refresh_outcomes(newer["refresh"]) == []
+
+
+def test_a_replayed_token_that_a_stale_read_shows_as_current_is_still_a_replay(api, signed_in, stale_reads, outbox):
+    # Given a session two rotations past its first token, and eventual reads that return it as it was
+    # when that first token was current
+    stale_reads.keep(signed_in["refresh"], account=False)
+    second = api.post("/token/refresh", {"refresh": signed_in["refresh"]}).json()
+    third = api.post("/token/refresh", {"refresh": second["refresh"]}).json()
+    # When a copy of the first token is replayed
+    replay = api.post("/token/refresh", {"refresh": signed_in["refresh"]})
+    # Then the rotation's condition found the session moved on, and the strong read named it a replay:
+    # the session ends, its owner is told, the trail has it
+    assert replay.status == 401 and replay.json()["code"] == "token_not_valid"
+    assert _session_of(third["refresh"]).revoked
+    assert _ended_notices(outbox) == ["A CareKey session of yours was ended"]
+    assert _refresh_outcomes(third["refresh"]) == ["reuse_detected"]
+    assert api.post("/token/refresh", {"refresh": third["refresh"]}).status == 401
+    assert api.get("/profile", token=third["access"]).status == 401
+
+
+def test_a_stale_read_of_the_account_never_refuses_a_session_renewed_by_a_password_change(api, signed_in, stale_reads, outbox):
+    # Given eventual reads that return the account as before this session changed its password (the older token version)
+    stale_reads.keep(signed_in["refresh"], session=False)
+    new = "a-completely-new-passphrase"
+    changed = api.post(
+        "/change-password", {"current_password": PASSWORD, "new_password": new, "confirm_password": new}, token=signed_in["access"]
+    ).json()
+    stale_reads.asked.clear()
+    # When the session's renewed token is presented
+    r = api.post("/token/refresh", {"refresh": changed["refresh"]})
+    # Then the strong read decided, and it rotates
+    assert r.status == 200 and stale_reads.asked == [False, True]
+    assert api.get("/profile", token=r.json()["access"]).status == 200
+    assert not _session_of(changed["refresh"]).revoked
+    # and nothing was reported or audited as a refresh
+    assert _ended_notices(outbox) == [] and _refresh_outcomes(changed["refresh"]) == []
+
+
+def _end_by(api, how: str, signed_in: dict) -> None:
+    if how == "deactivated":
+        assert store.set_active(_user_id(signed_in["refresh"]), False) is not None
+    else:
+        new = "a-completely-new-passphrase"
+        body = {"current_password": PASSWORD, "new_password": new, "confirm_password": new}
+        assert api.post("/change-password", body, token=signed_in["access"]).status == 200
+
+
+@pytest.mark.parametrize("how", ["deactivated", "password changed"])
+def test_a_refresh_after_the_account_is_deactivated_or_its_password_changed_is_refused(api, signed_in, stale_reads, outbox, how):
+    # Given a second session of the account, and then the account deactivated or its password changed by the first
+    other = api.login("pat@example.com")
+    _end_by(api, how, signed_in)
+    stale_reads.asked.clear()
+    # When the second session's token is presented
+    r = api.post("/token/refresh", {"refresh": other["refresh"]})
+    # Then it is refused with the strong read's answer, which ends nothing more and tells nobody
+    assert r.status == 401 and r.json()["code"] == "token_not_valid" and stale_reads.asked == [False, True]
+    assert not _session_of(other["refresh"]).revoked and int(_session_of(other["refresh"]).generation) == 0
+    assert _ended_notices(outbox) == [] and _refresh_outcomes(other["refresh"]) == []
+
+
+@pytest.mark.parametrize("how", ["deactivated", "password changed"])
+def test_tokens_minted_from_a_stale_account_read_are_refused_at_their_first_use(api, signed_in, stale_reads, how):
+    # Given a second session, and eventual reads that still return the account as before it was
+    # deactivated or its password changed (the window of about a second docs describe)
+    other = api.login("pat@example.com")
+    stale_reads.keep(other["refresh"], session=False)
+    _end_by(api, how, signed_in)
+    # When the second session refreshes inside that window, it gets a pair
+    minted = api.post("/token/refresh", {"refresh": other["refresh"]})
+    assert minted.status == 200
+    # Then its access token is refused by the authorizer's strongly consistent read
+    assert api.get("/profile", token=minted.json()["access"]).status == 401
+    # and once reads catch up, its refresh token is refused too
+    stale_reads.catch_up()
+    assert api.post("/token/refresh", {"refresh": minted.json()["refresh"]}).status == 401
+
+
+def test_ten_parallel_refreshes_that_all_read_stale_still_rotate_once(api, signed_in, stale_reads, outbox):
+    # Given one token sent by ten tabs at once, every eventual read returning the session as before any of them
+    stale_reads.keep(signed_in["refresh"])
+    with ThreadPoolExecutor(10) as pool:
+        answers = list(pool.map(lambda _: api.post("/token/refresh", {"refresh": signed_in["refresh"]}), range(10)))
+    # Then every tab gets 200 and the same new refresh token: one rotation won, the other nine got its pair
+    assert [a.status for a in answers] == [200] * 10
+    assert len({a.json()["refresh"] for a in answers}) == 1
+    newest = answers[0].json()["refresh"]
+    item = _session_of(newest)
+    assert newest != signed_in["refresh"] and int(item.generation) == 1 and not item.revoked
+    # counted once, the nine others recorded as reuse within the interval, no replay, nobody told
+    assert int(item.unaudited) == 1
+    assert sorted(_refresh_outcomes(newest)) == ["reused_within_interval"] * 9
+    assert _ended_notices(outbox) == []
+    # and the session carries on: every access token works, its token refreshes
+    assert all(api.get("/profile", token=a.json()["access"]).status == 200 for a in answers)
+    assert api.post("/token/refresh", {"refresh": newest}).status == 200
+    assert audit_verify.verify().problems == []

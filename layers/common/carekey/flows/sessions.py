@@ -7,6 +7,10 @@ at once, a client retrying after a lost response); after that, or for any
 older token, presenting it is a replay: the session ends and its owner is
 told.  Sessions end after SESSION_IDLE_MINUTES without a refresh and
 SESSION_MAX_HOURS after login, whatever happens (HIPAA automatic logoff).
+A routine refresh reads the account and the session eventually consistent
+(half the read units) and stands only if its conditional write finds the
+session as read; any other refresh, and every refusal, replay verdict and
+audit event, is decided from a strongly consistent read.
 
 What a refresh leaves in the audit trail: a rotation from the address and
 agent the session last saw is routine; the session counts it, and one
@@ -20,6 +24,7 @@ request's time and address (docs/audit.md).
 
 from __future__ import annotations
 
+import hmac
 import re
 import time
 from datetime import datetime, timezone
@@ -153,9 +158,68 @@ def login(call: Call[LoginRequest]) -> Reply:
 
 
 def refresh(call: Call[RefreshRequest]) -> Reply:
-    cfg = settings()
     presented = tokens.read_refresh(call.body.refresh)
+    routine = _routine_rotation(call, presented)
+    if routine is not None:
+        return routine
     user, session = store.user_and_session(presented.user_id, presented.session_id)
+    return _refresh_from(call, presented, user, session)
+
+
+def _routine_rotation(call: Call[RefreshRequest], presented: tokens.RefreshToken) -> Reply | None:
+    """The common refresh for half the read units: the current token of a live
+    session, from the address and agent it last saw, with no summary due, read
+    eventually consistent and rotated by the same conditional write as always.
+    None when anything is not routine or the write's condition fails: then the
+    refresh is decided from a strongly consistent read, so a stale read never
+    refuses, revokes, reports a replay or audits anything.  The write checks
+    the session as it is (generation, digest, revoked, idle, lifetime, and the
+    last audited event the routine verdict came from); the account it cannot
+    check, so a deactivation or password change less than about a second old
+    may be missed here once: the tokens minted then are refused by the
+    authorizer and by the next refresh (README, "Refresh tokens")."""
+    cfg = settings()
+    user, session = store.user_and_session(presented.user_id, presented.session_id, consistent=False)
+    now = store.now()
+    idle, lifetime = cfg.session_idle_minutes * 60, cfg.session_max_hours * 3600
+    if (
+        session is None
+        or session.user_id != presented.user_id
+        or session.revoked
+        or user is None
+        or not user.is_active
+        or int(user.token_version) != int(session.token_version)
+        or presented.generation != int(session.generation)
+        or presented.generation < int(session.floor_generation)
+        or not hmac.compare_digest(presented.digest, session.token_hash)
+        or not session.live(now, idle, lifetime)
+        or _why_audit_rotation(session, call.client, now, cfg.refresh_audit_minutes * 60) is not None
+    ):
+        return None
+    following = presented.next()
+    if not store.rotate_session(
+        presented.session_id,
+        presented.generation,
+        presented.digest,
+        following.digest,
+        cfg.refresh_token_hours * 3600,
+        idle_cutoff=now - idle,
+        created_after=now - lifetime,
+        ip=call.client.ip,
+        user_agent=call.client.user_agent,
+        audited=False,
+        as_read=session,
+    ):
+        return None
+    return _pair(following, int(session.token_version), call.issuer)
+
+
+def _refresh_from(
+    call: Call[RefreshRequest], presented: tokens.RefreshToken, user: store.UserItem | None, session: store.SessionItem | None
+) -> Reply:
+    """Every refresh the routine one did not settle, from a strongly consistent
+    read of the account and the session."""
+    cfg = settings()
     if (
         session is None
         or session.user_id != presented.user_id
