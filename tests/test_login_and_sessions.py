@@ -523,3 +523,39 @@ def test_ten_parallel_refreshes_that_all_read_stale_still_rotate_once(api, signe
     assert all(api.get("/profile", token=a.json()["access"]).status == 200 for a in answers)
     assert api.post("/token/refresh", {"refresh": newest}).status == 200
     assert audit_verify.verify().problems == []
+
+
+def test_a_summary_put_back_after_a_stale_read_is_still_recorded_when_it_is_due(api, signed_in, stale_reads, monkeypatch):
+    # Given a session kept active for 59 minutes, whose rotation from a new address then could not be
+    # audited (the client got 503; the session counts its three rotations again, since its login)
+    from carekey import audit, errors
+
+    login_at = int(_session_of(signed_in["refresh"]).audited_at)
+    latest = signed_in["refresh"]
+    for minutes in (25, 50):
+        monkeypatch.setattr(store, "now", lambda m=minutes: login_at + m * 60)
+        latest = api.post("/token/refresh", {"refresh": latest}).json()["refresh"]
+    monkeypatch.setattr(store, "now", lambda: login_at + 59 * 60)
+    real_record, real_restore = audit.record, store.restore_unaudited
+
+    def refused_once(event, outcome, *args, **kwargs):
+        if event == "refresh" and outcome == "success":
+            monkeypatch.setattr(audit, "record", real_record)
+            raise errors.AuditUnavailable()
+        return real_record(event, outcome, *args, **kwargs)
+
+    def restore_after_a_snapshot(session_id, rotations, audited_at):
+        stale_reads.keep(latest)  # and eventual reads still return the session as that rotation left it
+        real_restore(session_id, rotations, audited_at)
+
+    monkeypatch.setattr(audit, "record", refused_once)
+    monkeypatch.setattr(store, "restore_unaudited", restore_after_a_snapshot)
+    assert api.post("/token/refresh", {"refresh": latest}, ip="203.0.113.5").status == 503
+    retry = api.post("/token/refresh", {"refresh": latest}, ip="203.0.113.5").json()
+    # When it refreshes from there past the hour since its login (a summary is due; the stale read says it is not)
+    monkeypatch.setattr(store, "now", lambda: login_at + 61 * 60)
+    assert api.post("/token/refresh", {"refresh": retry["refresh"]}, ip="203.0.113.5").status == 200
+    # Then the strong read decided: one summary of all four rotations since the login, the count starts again
+    [summary] = [r for r in audit_verify.trail_of(_user_id(latest)) if r["event"] == "refresh" and r["outcome"] == "success"]
+    assert summary["detail"]["why"] == "interval" and summary["detail"]["rotations"] == "4"
+    assert int(_session_of(latest).unaudited) == 0
