@@ -176,8 +176,9 @@ def _routine_rotation(call: Call[RefreshRequest], presented: tokens.RefreshToken
     the session as it is (generation, digest, revoked, idle, lifetime, and the
     last audited event the routine verdict came from); the account it cannot
     check, so a deactivation or password change less than about a second old
-    may be missed here once: the tokens minted then are refused by the
-    authorizer and by the next refresh (README, "A routine refresh")."""
+    may be missed here: the tokens minted then are refused by the authorizer
+    and by the first refresh that reads the account as it is (README,
+    "A routine refresh")."""
     cfg = settings()
     user, session = store.user_and_session(presented.user_id, presented.session_id, consistent=False)
     now = store.now()
