@@ -287,20 +287,22 @@ def operations(calls: list[tuple[str, dict[str, Any]]]) -> dict[str, int]:
 READS = {"GetItem", "Query", "Scan", "BatchGetItem"}
 
 
-def _items(op: str, params: dict[str, Any]) -> int:
-    """Capacity units of one request whose items are each under 1 KB (and read
-    strongly consistent): a batch bills every item it asks for, found or not, as
-    its own read or write; a Query or Scan is taken as one unit (the flows' are small)."""
+def _items(op: str, params: dict[str, Any]) -> float:
+    """Capacity units of one request whose items are each under 1 KB: a batch
+    bills every item it asks for, found or not, as its own read or write; a
+    Query or Scan is taken as one item (the flows' are small); a read not
+    strongly consistent is half a unit an item."""
     if op == "BatchGetItem":
-        return sum(len(table["Keys"]) for table in params["RequestItems"].values())
+        return sum(len(table["Keys"]) * (1.0 if table.get("ConsistentRead") else 0.5) for table in params["RequestItems"].values())
     if op == "BatchWriteItem":
         return sum(len(requests) for requests in params["RequestItems"].values())
+    if op in READS:
+        return 1.0 if params.get("ConsistentRead") else 0.5
     return 1
 
 
 def capacity(calls: list[tuple[str, dict[str, Any]]]) -> dict[str, float]:
-    """Requests and capacity units; every item here is under 1 KB, reads are strongly
-    consistent; index writes are counted in `wcu` and apart in `index_wcu`."""
+    """Requests and capacity units; every item here is under 1 KB; index writes are counted in `wcu` and apart in `index_wcu`."""
     out = {**capacity_of(calls), "scans": sum(1 for op, _ in calls if op == "Scan")}
     audit_table = STACK.tables()["AuditTable"]["create"]["TableName"]
 

@@ -280,6 +280,9 @@ def _calls_cost(calls: dict[str, float], levers: Levers = NOW) -> float:
 NEW_ADDRESS_SHARE = 0.05
 
 
+REFRESH_AUDITED_REREAD_RCU = 2.0
+
+
 def refresh_audit_share(stack: Stack | None = None, access_minutes: int | None = None) -> float:
     """Audit events per token refresh, from the template's defaults (or another access-token lifetime)."""
     stack = stack or Stack()
@@ -360,7 +363,9 @@ def flow_cost(
     # The audit writer's DynamoDB work, counted per event locally, is replaced by its per-batch share.
     writer = audit_writer_units(levers, audit_measured)
     events = audit_events(flow) + extra_audit_events
-    rcu = flow["rcu"] - flow.get("audit_rcu", 0.0) + events * writer["rcu"]
+    # A refresh that sends a summary leaves the routine path after its eventually consistent
+    # read and decides from a strongly consistent one (account and session: 2 RCU more).
+    rcu = flow["rcu"] - flow.get("audit_rcu", 0.0) + events * writer["rcu"] + extra_audit_events * REFRESH_AUDITED_REREAD_RCU
     wcu = flow["wcu"] - flow.get("audit_wcu", 0.0) + events * writer["wcu"]
     if levers.function_log_months is not None:
         function_months = levers.function_log_months

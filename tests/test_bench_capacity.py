@@ -23,7 +23,7 @@ def test_a_batch_bills_every_item_it_asks_for_and_a_single_request_one():
     # Given login's gate read (two limit items, one request), a GetItem, a batch of three writes and an update
     calls = [
         ("BatchGetItem", {"RequestItems": {"limits": {"Keys": [{"pk": {"S": "login#a"}}, {"pk": {"S": "loginhour#a#1"}}], "ConsistentRead": True}}}),
-        ("GetItem", {"TableName": "users", "Key": {"pk": {"S": "EMAIL#a"}}}),
+        ("GetItem", {"TableName": "users", "Key": {"pk": {"S": "EMAIL#a"}}, "ConsistentRead": True}),
         ("BatchWriteItem", {"RequestItems": {"audit": [{"PutRequest": {"Item": {}}}] * 3}}),
         ("UpdateItem", {"TableName": "limits", "Key": {"pk": {"S": "ipfail#x#1"}}}),
     ]
@@ -31,6 +31,16 @@ def test_a_batch_bills_every_item_it_asks_for_and_a_single_request_one():
     units = _units(calls)
     # Then each request counts once, and each item a batch names counts one unit
     assert units == {"reads": 2, "writes": 2, "rcu": 3, "wcu": 4, "index_wcu": 0}
+
+
+def test_an_eventually_consistent_read_is_half_a_unit_an_item():
+    # Given a routine refresh's read (account and session, eventually consistent) and a default GetItem
+    calls = [
+        ("BatchGetItem", {"RequestItems": {"users": {"Keys": [{"pk": {"S": "USER#a"}}], "ConsistentRead": False}, "sessions": {"Keys": [{"session_id": {"S": "s"}}], "ConsistentRead": False}}}),
+        ("GetItem", {"TableName": "users", "Key": {"pk": {"S": "EMAIL#a"}}}),
+    ]
+    # When the bench counts them, Then each item is half a unit
+    assert _units(calls) == {"reads": 2, "writes": 0, "rcu": 1.5, "wcu": 0, "index_wcu": 0}
 
 
 def test_index_writes_are_billed_as_write_units_but_are_no_request():
