@@ -239,6 +239,30 @@ def test_a_thousand_events_from_twenty_threads_are_all_in_the_verified_chain(que
         assert mine == sorted(mine)
 
 
+def test_records_carry_their_expiry_seals_and_the_head_never_expire():
+    # Given a batch of two events, one of them an hour older
+    older = json.dumps({"v": 1, "event_id": "old", "event": "logout", "outcome": "this_session", "at": "2026-01-01T00:00:00.000000Z", "user_id": "u1"})
+    newer = json.dumps({"v": 1, "event_id": "new", "event": "logout", "outcome": "this_session", "at": "2026-01-01T01:00:00.500000Z", "user_id": "u1"})
+    # When the writer stores them
+    audit_writer.handle_batch(_sqs_event([older, newer]))
+    # Then each record carries `expires`, a DynamoDB TTL (a number of epoch seconds): its time plus the hot window
+    assert settings().audit_hot_days == 90
+    day0 = int(datetime(2026, 1, 1, tzinfo=timezone.utc).timestamp())
+    items = ddb().query(TableName=settings().audit_table, KeyConditionExpression="chain = :c", ExpressionAttributeValues={":c": {"S": "trail"}})["Items"]
+    assert [i["expires"] for i in items] == [{"N": str(day0 + 90 * 86400)}, {"N": str(day0 + 3600 + 90 * 86400)}]
+    # And the seal and the head have none: they stay in DynamoDB
+    for chain in ("seal", "head"):
+        (item,) = ddb().query(TableName=settings().audit_table, KeyConditionExpression="chain = :c", ExpressionAttributeValues={":c": {"S": chain}})["Items"]
+        assert "expires" not in item, chain
+    # And the TTL is not part of the record: the archived copy (the hashed form) has no `expires`
+    (key,) = archive_keys()
+    lines = [json.loads(ln) for ln in audit_trail.archive_lines(s3().get_object(Bucket=settings().audit_bucket, Key=key)["Body"].read())]
+    assert all("expires" not in ln for ln in lines)
+    assert ddb().describe_time_to_live(TableName=settings().audit_table)["TimeToLiveDescription"] == {
+        "TimeToLiveStatus": "ENABLED", "AttributeName": "expires"}
+    assert audit_verify.verify().intact
+
+
 # ---- tampering with DynamoDB ------------------------------------------------------
 
 

@@ -88,9 +88,23 @@ def test_tables_are_encrypted_recoverable_and_protected():
         assert table["DeletionPolicy"] == "Retain", name
 
 
-def test_ttl_only_on_short_lived_items():
+def test_ttl_only_on_short_lived_items_and_audit_records():
     with_ttl = {n for n, t in TABLES.items() if t["Properties"].get("TimeToLiveSpecification")}
-    assert with_ttl == {"OtpTable", "SessionsTable", "LimitsTable"}
+    assert with_ttl == {"OtpTable", "SessionsTable", "LimitsTable", "AuditTable"}
+
+
+def test_the_audit_table_keeps_a_hot_window_the_writer_and_the_operators_reader_are_told():
+    # Given the template
+    hot = T["Parameters"]["AuditHotDays"]
+    # Then DynamoDB keeps audit records AuditHotDays (default 90, at least 30), by TTL on `expires`
+    assert hot["Type"] == "Number" and hot["Default"] == 90 and hot["MinValue"] == 30
+    assert "AuditRetentionDays" in hot["Description"] and "archive" in hot["Description"]
+    assert R["AuditTable"]["Properties"]["TimeToLiveSpecification"] == {"AttributeName": "expires", "Enabled": True}
+    # And the writer (which sets `expires`) and the operators' audit reader (which states the window) read it
+    for name in ("AuditWriterFunction", "AdminAuditFunction"):
+        assert STACK.function_environment(name)["AUDIT_HOT_DAYS"] == "90", name
+    # While the archive keeps every record six years, whatever the window
+    assert R["AuditArchiveBucket"]["Properties"]["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]["Days"] == {"Ref": "AuditRetentionDays"}
 
 
 def test_key_rotation_and_secrets_under_the_key():

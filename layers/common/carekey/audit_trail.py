@@ -26,6 +26,12 @@ Records and seals are stored twice: in DynamoDB (records in partition
 `trail/<first seq>-<last seq>.jsonl` (the batch's records, then its seal)
 under Object Lock in COMPLIANCE mode.  The head item (partition `head`)
 holds the chain's end and the last batch the writer committed.
+
+DynamoDB keeps a record for the hot window only: its `expires` (DynamoDB TTL,
+epoch seconds, not part of the record's hashed form) is its time plus
+AUDIT_HOT_DAYS.  Seals and the head never expire (a seal is one small item
+a batch, and keeping them keeps DynamoDB's chain of seals whole); the archive
+keeps every record and seal for AUDIT_RETENTION_DAYS.
 """
 
 from __future__ import annotations
@@ -34,9 +40,10 @@ import base64
 import gzip
 import hashlib
 import json
+from datetime import datetime, timezone
 from typing import Any
 
-from pynamodb.attributes import BinaryAttribute, ListAttribute, MapAttribute, NumberAttribute, UnicodeAttribute
+from pynamodb.attributes import BinaryAttribute, ListAttribute, MapAttribute, NumberAttribute, TTLAttribute, UnicodeAttribute
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
@@ -66,6 +73,7 @@ FIELDS = (
 )
 SEAL_FIELDS = ("first_seq", "last_seq", "hashes", "prev_seal", "written_at")
 ARCHIVE_PREFIX = "trail/"
+DAY = 86400
 
 
 class BySubject(GlobalSecondaryIndex):
@@ -100,6 +108,8 @@ class AuditRecord(Model):
     detail = MapAttribute(null=True)
     prev_hash = UnicodeAttribute(null=True)
     hash = UnicodeAttribute(null=True)
+    # Only on records: when DynamoDB's TTL may delete it (see expires_at).
+    expires = TTLAttribute(null=True)
     # Only on seals.
     first_seq = NumberAttribute(null=True)
     hashes = ListAttribute(of=UnicodeAttribute, null=True)
@@ -187,11 +197,42 @@ def stored_seal(item: AuditRecord) -> dict[str, Any]:
     }
 
 
+def _epoch(text: Any) -> int | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(moment.timestamp())
+
+
+def expires_at(record: dict[str, Any], hot_days: int) -> int | None:
+    """When a record leaves DynamoDB (epoch seconds): its time (`at`, or
+    `written_at` if `at` is not a time) plus the hot window; None, never.  The
+    writer sets it as the record's TTL; the verifier computes it again from the
+    archived copy, which nobody can change, never from DynamoDB's."""
+    start = _epoch(record.get("at"))
+    if start is None:
+        start = _epoch(record.get("written_at"))
+    return None if start is None else start + hot_days * DAY
+
+
+def subject_of(record: dict[str, Any]) -> str | None:
+    """The `by_subject` key: the user id, else the keyed hash of the address."""
+    return record.get("user_id") or record.get("email_hash")
+
+
 def record_item(record: dict[str, Any]) -> AuditRecord:
-    item = AuditRecord(TRAIL, record["seq"], subject=record["user_id"] or record["email_hash"])
+    item = AuditRecord(TRAIL, record["seq"], subject=subject_of(record))
     for k, v in record.items():
         if k != "seq":
             setattr(item, k, v)
+    expires = expires_at(record, settings().audit_hot_days)
+    if expires is not None:
+        item.expires = datetime.fromtimestamp(expires, tz=timezone.utc)
     return item
 
 

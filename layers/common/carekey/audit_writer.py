@@ -15,9 +15,11 @@ arrive in submission order and one at a time.  For each batch it:
 5. moves the head past them with the batch inside it, conditional on the head
    being where it was read (the commit point: no two writers can claim the
    same numbers);
-6. stores the batch: its records in DynamoDB, one object in the
-   Object-Locked bucket (never over an existing object), then its seal in
-   DynamoDB, last, so a stored seal means a stored batch.
+6. stores the batch: its records in DynamoDB (each with `expires`, its
+   time plus AUDIT_HOT_DAYS, after which DynamoDB's TTL deletes it), one
+   object in the Object-Locked bucket (never over an existing object), then
+   its seal in DynamoDB, last, so a stored seal means a stored batch.  Seals
+   and the head never expire; the archive keeps everything.
 
 Per batch that is one MAC, one head write and one S3 object, whatever the
 batch's size.  Any failure raises: the whole batch comes back after the

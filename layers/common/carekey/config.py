@@ -88,6 +88,10 @@ class Settings(BaseModel):
     # functions check the bearer token themselves, as the authorizer would.
     authorize_in_function: bool = Field(False, alias="AUTHORIZE_IN_FUNCTION")
     audit_retention_days: int = Field(2192, ge=2192, alias="AUDIT_RETENTION_DAYS")
+    # The audit table keeps each record this many days after its time (DynamoDB TTL),
+    # for the operators' per-person queries; the locked archive keeps every record
+    # for AUDIT_RETENTION_DAYS, and `make audit-verify` judges expiry by this value.
+    audit_hot_days: int = Field(90, ge=30, alias="AUDIT_HOT_DAYS")
 
     # Passkeys (WebAuthn): the relying party is the domain the sign-in page is served
     # from; browsers refuse an IP address, hence "localhost" for `make dev`.
