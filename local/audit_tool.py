@@ -69,8 +69,11 @@ def verify() -> int:
     verdict = audit_verify.verify()
     for seq, problem in verdict.problems:
         print(f"TAMPERED at record {seq}: {problem}")
+    from carekey.config import settings
+
+    past = f" ({verdict.expired} past the {settings().audit_hot_days}-day hot window, there only)" if verdict.expired else ""
     summary = (
-        f"{verdict.records} audit records in DynamoDB, {verdict.archived} in the locked archive, "
+        f"{verdict.records} audit records in DynamoDB, {verdict.archived} in the locked archive{past}, "
         f"verified in {verdict.seconds:.2f}s ({verdict.rate:,.0f} records/s): "
     )
     if verdict.intact:

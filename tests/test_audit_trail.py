@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from carekey import audit, audit_trail, audit_verify, audit_writer
+from carekey import audit, audit_trail, audit_verify, audit_writer, store
 from carekey.api import Client
 from carekey.config import settings
 
@@ -450,6 +450,154 @@ def test_a_whole_batch_removed_with_its_seal_is_detected(trail):
     assert first == 21
     assert "record 21 is in the archive but not in DynamoDB" in text
     assert "the head's last seal is not the last seal stored" in text
+
+
+# ---- the hot window: DynamoDB keeps recent records, the archive every one ---------
+
+DAY = 86400
+
+
+def _iso(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _at(event_id: str, epoch: int) -> str:
+    return json.dumps({"v": 1, "event_id": event_id, "event": "login", "outcome": "success", "at": _iso(epoch), "user_id": "u1"})
+
+
+def _clock(monkeypatch, epoch: int) -> None:
+    monkeypatch.setattr(store, "now", lambda: epoch)
+
+
+def _ttl_sweep(only: set[int] | None = None) -> list[int]:
+    """What DynamoDB's TTL does (lazily, within days): delete the records whose `expires` is past."""
+    items = ddb().query(TableName=settings().audit_table, KeyConditionExpression="chain = :c", ExpressionAttributeValues={":c": {"S": "trail"}})["Items"]
+    gone = [int(i["seq"]["N"]) for i in items if "expires" in i and int(i["expires"]["N"]) < store.now()]
+    gone = [seq for seq in gone if only is None or seq in only]
+    for seq in gone:
+        _delete_record(seq)
+    return gone
+
+
+def _delete_record(seq: int) -> None:
+    ddb().delete_item(TableName=settings().audit_table, Key={"chain": {"S": "trail"}, "seq": {"N": str(seq)}})
+
+
+@pytest.fixture
+def aged(monkeypatch) -> int:
+    """Given records 1-10 written at t0 and 11-15 sixty days later; returns t0."""
+    t0 = store.now() - 200 * DAY
+    audit_writer.handle_batch(_sqs_event([_at(f"a{i}", t0) for i in range(10)]))
+    audit_writer.handle_batch(_sqs_event([_at(f"b{i}", t0 + 60 * DAY) for i in range(5)]))
+    _clock(monkeypatch, t0 + DAY)
+    assert audit_verify.verify().intact
+    return t0
+
+
+def test_records_past_the_hot_window_leave_dynamodb_and_the_trail_still_verifies(aged, monkeypatch):
+    # When 91 days have passed and DynamoDB's TTL has deleted what expired (records 1-10)
+    _clock(monkeypatch, aged + 91 * DAY)
+    assert _ttl_sweep() == list(range(1, 11))
+    # Then the trail verifies: the archive holds every record, DynamoDB the five of the window
+    verdict = audit_verify.verify()
+    assert verdict.problems == []
+    assert (verdict.records, verdict.archived, verdict.expired) == (5, 15, 10)
+    # And the operators' query answers from DynamoDB's window
+    assert [r["event_id"] for r in audit_verify.trail_of("u1")] == [f"b{i}" for i in range(5)]
+
+
+def test_ttl_deletes_lazily_and_an_expired_record_still_there_must_match_the_archive(aged, monkeypatch):
+    # When the records have expired but TTL has deleted only some of them so far
+    _clock(monkeypatch, aged + 91 * DAY)
+    assert _ttl_sweep(only={2, 3, 7}) == [2, 3, 7]
+    # Then the trail verifies
+    verdict = audit_verify.verify()
+    assert verdict.problems == [] and verdict.expired == 3
+    # But an expired record still in DynamoDB is checked like any other
+    ddb().update_item(TableName=settings().audit_table, Key={"chain": {"S": "trail"}, "seq": {"N": "5"}},
+                      UpdateExpression="SET outcome = :o", ExpressionAttributeValues={":o": {"S": "failure"}})
+    first, text = problems()
+    assert first == 5 and "record 5 differs between DynamoDB and the archive" in text
+
+
+def test_a_trail_wholly_past_its_window_verifies_from_the_archive(aged, monkeypatch):
+    # When every record has expired and left DynamoDB (a quiet service), the seals and the head stayed
+    _clock(monkeypatch, aged + 151 * DAY)
+    assert _ttl_sweep() == list(range(1, 16))
+    # Then the trail verifies: the head ends where the archive's chain ends
+    verdict = audit_verify.verify()
+    assert verdict.problems == [] and (verdict.records, verdict.archived, verdict.expired) == (0, 15, 15)
+    # And removing a seal of an expired batch is still reported (seals never expire)
+    ddb().delete_item(TableName=settings().audit_table, Key={"chain": {"S": "seal"}, "seq": {"N": "10"}})
+    first, text = problems()
+    assert first == 1 and "the seal of records 1-10 is in the archive but not in DynamoDB" in text
+    assert "DynamoDB: expected a seal from record 1, found the seal of records 11-15" in text
+    # And so is removing the head, though DynamoDB holds no record any more
+    ddb().delete_item(TableName=settings().audit_table, Key={"chain": {"S": "head"}, "seq": {"N": "0"}})
+    assert "DynamoDB: records but no head item" in problems()[1]
+
+
+def test_a_record_removed_before_its_window_ends_is_reported(aged, monkeypatch):
+    # Given records 1-10 expired and gone
+    _clock(monkeypatch, aged + 91 * DAY)
+    _ttl_sweep()
+    # When someone deletes record 13, which is still in its window
+    _delete_record(13)
+    first, text = problems()
+    # Then it is reported as a deletion, exactly as before the window existed
+    assert first == 13
+    assert "DynamoDB: expected record 13, found record 14" in text
+    assert "record 13 is in the archive but not in DynamoDB" in text
+    assert "record 1 " not in text and "record 10 " not in text
+
+
+def test_a_record_may_leave_only_once_its_expiry_is_past(aged, monkeypatch):
+    # Given record 11's expiry: its time plus 90 days, to the second
+    expiry = aged + 60 * DAY + 90 * DAY
+    _delete_record(11)
+    # When it is gone at its expiry second, then it is a deletion (DynamoDB deletes only after it)
+    _clock(monkeypatch, expiry)
+    first, text = problems()
+    assert first == 11 and "record 11 is in the archive but not in DynamoDB" in text
+    # And one second later it has expired
+    _clock(monkeypatch, expiry + 1)
+    assert audit_verify.verify().problems == []
+
+
+def test_a_recent_record_cannot_be_made_to_look_expired_from_dynamodb(aged, monkeypatch):
+    # Given records 1-10 expired and gone, 11-15 in their window
+    _clock(monkeypatch, aged + 91 * DAY)
+    _ttl_sweep()
+    # When someone with write access to the table backdates record 12 (its time and its TTL),
+    # so that DynamoDB's own TTL deletes it
+    ddb().update_item(TableName=settings().audit_table, Key={"chain": {"S": "trail"}, "seq": {"N": "12"}},
+                      UpdateExpression="SET #at = :at, expires = :e", ExpressionAttributeNames={"#at": "at"},
+                      ExpressionAttributeValues={":at": {"S": _iso(aged)}, ":e": {"N": str(aged + DAY)}})
+    assert _ttl_sweep() == [12]
+    first, text = problems()
+    # Then it is reported: expiry is judged from the archived copy, which nobody can change
+    assert first == 12 and "record 12 is in the archive but not in DynamoDB" in text
+
+
+def test_an_archive_object_backdating_a_recent_record_excuses_nothing(aged, monkeypatch):
+    # Given records 1-10 expired and gone
+    _clock(monkeypatch, aged + 91 * DAY)
+    _ttl_sweep()
+    # When someone deletes record 12 from DynamoDB and adds an archive object holding it
+    # backdated, consistently rehashed, with the MAC of its real seal
+    body = s3().get_object(Bucket=settings().audit_bucket, Key=audit_trail.archive_key(11, 15))["Body"].read()
+    (archived,) = [r for r in map(json.loads, audit_trail.archive_lines(body)) if r.get("seq") == 12]
+    forged = {**archived, "at": _iso(aged)}
+    forged["hash"] = audit_trail.digest(forged)
+    real_seal = next(s for s in seals() if s["last_seq"] == 15)
+    body = json.dumps(forged) + "\n" + json.dumps({"seal": {**real_seal, "first_seq": 12, "last_seq": 12, "hashes": [forged["hash"]]}}) + "\n"
+    s3().put_object(Bucket=settings().audit_bucket, Key=audit_trail.archive_key(12, 12), Body=body.encode())
+    _delete_record(12)
+    first, text = problems()
+    # Then the deletion is still reported: only a copy its (MAC'd) seal vouches for dates a record
+    assert first == 12
+    assert "record 12 is in the archive but not in DynamoDB" in text
+    assert "archive: the seal of records 12-12 has no valid MAC" in text
 
 
 # ---- tampering with the archive ---------------------------------------------------

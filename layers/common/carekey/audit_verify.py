@@ -22,6 +22,15 @@ kms:VerifyMac.
   seal the head keeps for it has a valid MAC, follows the last stored seal
   and lists the digests of that batch's records.
 
+The archive is the complete trail; DynamoDB keeps records for the hot window
+(AUDIT_HOT_DAYS, see carekey.audit_trail).  A record may be missing from
+DynamoDB only once it has expired: its time, read from its archived copy
+(locked, and vouched for by the digest its seal lists; never DynamoDB's
+`expires`, which whoever can write the table can change), plus the hot
+window is in the past.  DynamoDB's chain is checked across such gaps with
+the digests its seals (kept for ever) list.  A record DynamoDB still holds,
+expired or not, must equal its archived copy.
+
 It reports every problem, the first bad record, and its rate in records a second.
 """
 
@@ -34,7 +43,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from carekey import aws
+from carekey import aws, store
 from carekey.audit_trail import (
     ARCHIVE_PREFIX,
     GENESIS,
@@ -44,6 +53,7 @@ from carekey.audit_trail import (
     AuditRecord,
     archive_lines,
     digest,
+    expires_at,
     pending_batch,
     seal_canonical,
     seal_digest,
@@ -60,6 +70,7 @@ _MAC_THREADS = 8
 class Verdict:
     records: int = 0
     archived: int = 0
+    expired: int = 0  # archived records past the hot window that DynamoDB no longer holds
     problems: list[tuple[int, str]] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -97,9 +108,12 @@ def _check_chain(
     verdict: Verdict,
     macs_checked: set[tuple[bytes, str]],
     unsealed_ok: set[int],
+    expired: frozenset[int] = frozenset(),
 ) -> None:
     """Hashes, links and seals of one copy of the chain, in seq order.  Records
-    in `unsealed_ok` (the writer's last batch, being stored) may lack a seal."""
+    in `unsealed_ok` (the writer's last batch, being stored) may lack a seal;
+    records in `expired` (past the hot window) may be missing, and the record
+    after such a gap must link to the digest the seals list for the one before."""
     _verify_macs(seals, macs_checked)
     sealed: dict[int, str] = {}  # seq -> the digest its seal lists
     prev_seal, expected = GENESIS, 1
@@ -127,8 +141,11 @@ def _check_chain(
         if not isinstance(seq, int):
             verdict.add(expected, f"{where}: a record without a sequence number")
             continue
-        if seq != expected:
-            verdict.add(min(seq, expected), f"{where}: expected record {expected}, found record {seq} (removed, inserted or reordered)")
+        gone = next((n for n in range(expected, seq) if n not in expired), None) if seq > expected else expected
+        if gone is None:
+            prev = sealed.get(seq - 1, prev)  # only expired records before it: link to the last as its seal lists it
+        elif seq != expected:
+            verdict.add(min(seq, gone), f"{where}: expected record {gone}, found record {seq} (removed, inserted or reordered)")
         if r.get("prev_hash") != prev:
             verdict.add(seq, f"{where}: record {seq} does not link to the record before it")
         recomputed = digest(r)
@@ -141,8 +158,8 @@ def _check_chain(
             verdict.add(seq, f"{where}: record {seq} is not sealed (not written by the audit writer)")
         prev, expected = r.get("hash"), seq + 1
     for seq in sorted(set(sealed) - {r.get("seq") for r in records}):
-        if seq < expected or seq in unsealed_ok:
-            continue  # reported above as a gap, or the writer's last batch, not stored yet
+        if seq < expected or seq in unsealed_ok or seq in expired:
+            continue  # reported above as a gap, the writer's last batch (not stored yet), or past the hot window
         verdict.add(seq, f"{where}: record {seq} is sealed but missing")
 
 
@@ -235,12 +252,35 @@ def _with_pending(seals: list[dict[str, Any]], pending_seal: dict[str, Any] | No
     return [*seals, pending_seal]
 
 
+def _expired(archive: list[dict[str, Any]], archive_seals: list[dict[str, Any]], macs: set[tuple[bytes, str]]) -> frozenset[int]:
+    """The records past the hot window, judged from their archived copies, each
+    counted only when its digest is the one a seal with a valid MAC lists for it
+    (so neither DynamoDB nor an object added to the archive can make a record
+    look older than the writer wrote it)."""
+    vouched: dict[int, set[str]] = {}
+    for s in archive_seals:
+        first, hashes = s.get("first_seq"), s.get("hashes")
+        if isinstance(first, int) and isinstance(hashes, list) and (seal_canonical(s), str(s.get("mac"))) in macs:
+            for seq, h in enumerate(hashes, start=first):
+                vouched.setdefault(seq, set()).add(h)
+    hot_days, now = settings().audit_hot_days, store.now()
+    out = set()
+    for r in archive:
+        seq = r.get("seq")
+        if isinstance(seq, int) and digest(r) in vouched.get(seq, ()):
+            expires = expires_at(r, hot_days)
+            if expires is not None and expires < now:  # DynamoDB's TTL deletes once its time is past
+                out.add(seq)
+    return frozenset(out)
+
+
 def verify() -> Verdict:
     started = time.perf_counter()
     verdict = Verdict()
     table, table_seals, head = _dynamodb_records()
     archive, archive_seals = _archive_records(verdict)
     verdict.records, verdict.archived = len(table), len(archive)
+    in_table = {r["seq"] for r in table}
 
     # The writer's last committed batch (in the head) may not be stored yet,
     # in either copy: its records may lack their seal, or be missing.
@@ -260,13 +300,21 @@ def verify() -> Verdict:
         if not isinstance(listed, list) or [digest(r) for r in committed["records"]] != listed:
             verdict.add(int(pending_seal["first_seq"]), "DynamoDB: the head's last batch does not match its seal")
     macs: set[tuple[bytes, str]] = set()
-    _check_chain(table, _with_pending(table_seals, pending_seal, pending), "DynamoDB", verdict, macs, pending)
+    _verify_macs(archive_seals, macs)
+    # Past the hot window DynamoDB's TTL deletes a record (within days, so it may still be there).
+    expired = _expired(archive, archive_seals, macs) - in_table
+    verdict.expired = len(expired)
+    _check_chain(table, _with_pending(table_seals, pending_seal, pending), "DynamoDB", verdict, macs, pending, expired)
     _check_chain(archive, _with_pending(archive_seals, pending_seal, pending), "archive", verdict, macs, pending)
 
+    in_archive = {r["seq"]: r for r in archive if isinstance(r.get("seq"), int)}
     end_seq, end_hash = (table[-1]["seq"], table[-1]["hash"]) if table else (0, GENESIS)
+    while end_seq + 1 in expired:  # the chain's latest records have left DynamoDB: it ends in the archive
+        end_seq += 1
+        end_hash = in_archive[end_seq].get("hash")
     head_seq = int(head.last_seq or 0) if head is not None else 0
     if head is None:
-        if table:
+        if table or archive:
             verdict.add(end_seq, "DynamoDB: records but no head item")
     elif head_seq > end_seq and set(range(end_seq + 1, head_seq + 1)) <= pending:
         pass
@@ -278,8 +326,7 @@ def verify() -> Verdict:
             after = int(table_seals[-1]["last_seq"]) + 1 if table_seals else 1
             verdict.add(after, "DynamoDB: the head's last seal is not the last seal stored (a batch removed or a seal replaced)")
 
-    # The two copies must agree.
-    in_archive = {r["seq"]: r for r in archive if isinstance(r.get("seq"), int)}
+    # The two copies must agree, but for the records past the hot window DynamoDB no longer holds.
     for r in table:
         other = in_archive.pop(r["seq"], None)
         if other is None:
@@ -287,8 +334,8 @@ def verify() -> Verdict:
                 verdict.add(r["seq"], f"record {r['seq']} is in DynamoDB but not in the archive")
         elif other != r:
             verdict.add(r["seq"], f"record {r['seq']} differs between DynamoDB and the archive")
-    for seq in sorted(in_archive):
-        verdict.add(seq, f"record {seq} is in the archive but not in DynamoDB (removed from the table)")
+    for seq in sorted(set(in_archive) - expired):
+        verdict.add(seq, f"record {seq} is in the archive but not in DynamoDB (removed from the table before its hot window ended)")
     archived_seals = {s.get("last_seq"): s for s in archive_seals}
     for s in table_seals:
         other = archived_seals.pop(s["last_seq"], None)
