@@ -401,6 +401,28 @@ def test_the_audit_trail_of_an_id_nobody_ever_had_is_404(operator):
     assert operator.get(f"/admin/users/{UNKNOWN_ID}/audit").status == 404
 
 
+def test_the_audit_answer_states_the_hot_window_and_holds_what_is_in_it(api, operator, monkeypatch):
+    # Given a person with a trail, then erased
+    user_id, _ = _person(api, "window@example.com")
+    assert operator.delete(f"/admin/users/{user_id}").status == 200
+    # When an operator reads it
+    response = operator.get(f"/admin/users/{user_id}/audit")
+    # Then the answer says the audit table keeps 90 days, from when, and holds the person's records since then
+    body = response.json()
+    assert body["hot_days"] == 90
+    since = datetime.fromisoformat(body["since"])
+    assert abs(since.timestamp() - (store.now() - 90 * 86400)) < 5
+    assert {"register", "login", "admin.erase"} <= {r["event"] for r in body["records"]}
+    # When 91 days have passed (DynamoDB's TTL deletes within days: the records may linger)
+    later = store.now() + 91 * 86400
+    monkeypatch.setattr(store, "now", lambda: later)
+    # Then the answer holds none of them (they are in the locked archive only) and says so with a 404,
+    # since the account is gone too
+    gone = operator.get(f"/admin/users/{user_id}/audit")
+    assert gone.status == 404
+    assert gone.json()["message"] == "There is no user with this id, and no audit record about it in the last 90 days."
+
+
 # ---- a person deletes their own account -----------------------------------------------
 
 

@@ -72,9 +72,20 @@ def record(
         raise errors.AuditUnavailable() from exc
 
 
-def trail_of(subject: str) -> list[dict]:
-    """Every record about one user id or email hash, oldest first (see carekey.audit_verify).
-    Imported only when called: reading the trail is not the request path's business."""
+def trail_of(subject: str, since: str | None = None) -> list[dict]:
+    """Every record about one user id or email hash in DynamoDB (from `since`, an
+    ISO time, when given), oldest first (see carekey.audit_verify).  Imported only
+    when called: reading the trail is not the request path's business."""
     from carekey.audit_verify import trail_of as read_trail
 
-    return read_trail(subject)
+    return read_trail(subject, since)
+
+
+def hot_window() -> tuple[int, str]:
+    """DynamoDB's audit window: AUDIT_HOT_DAYS, and the time from which it holds
+    every record (older ones are in the locked archive only)."""
+    from carekey import store
+    from carekey.audit_trail import window_start
+
+    days = settings().audit_hot_days
+    return days, window_start(store.now(), days)

@@ -220,6 +220,12 @@ def expires_at(record: dict[str, Any], hot_days: int) -> int | None:
     return None if start is None else start + hot_days * DAY
 
 
+def window_start(now: int, hot_days: int) -> str:
+    """The time (as `at` is written) from which DynamoDB holds every record:
+    one at or after it has not expired (`expires_at` is not before `now`)."""
+    return datetime.fromtimestamp(now - hot_days * DAY, tz=timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
 def subject_of(record: dict[str, Any]) -> str | None:
     """The `by_subject` key: the user id, else the keyed hash of the address."""
     return record.get("user_id") or record.get("email_hash")

@@ -51,6 +51,7 @@ from carekey.audit_trail import (
     SEAL,
     TRAIL,
     AuditRecord,
+    BySubject,
     archive_lines,
     digest,
     expires_at,
@@ -352,6 +353,8 @@ def verify() -> Verdict:
     return verdict
 
 
-def trail_of(subject: str) -> list[dict[str, Any]]:
-    """Every record about one user id or email hash, oldest first."""
-    return [stored_form(item) for item in AuditRecord.by_subject.query(subject)]
+def trail_of(subject: str, since: str | None = None) -> list[dict[str, Any]]:
+    """Every record about one user id or email hash that DynamoDB holds (from
+    `since`, an ISO time, when given), oldest first."""
+    condition = BySubject.at >= since if since is not None else None
+    return [stored_form(item) for item in AuditRecord.by_subject.query(subject, condition)]

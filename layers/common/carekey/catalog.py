@@ -242,7 +242,10 @@ DETAILS: dict[str, str] = {
     "keeps), every session ends, and a password reset code is emailed through the usual email queue (its cooldown, "
     "hourly cap and suppression list apply; a deactivated account gets none).",
     "admin_audit_trail": "AWS_IAM. Every audit record about the person (their id, and the keyed hash of their "
-    "address while the account exists), oldest first. The one function allowed to read the audit table.",
+    "address while the account exists) of the last AuditHotDays (default 90; `hot_days` and `since` say which), "
+    "oldest first: the audit table keeps that window, the locked archive every record for six years (`make "
+    "audit-export`). An id with no account and no record in the window is 404. The one function allowed to read "
+    "the audit table.",
     "sessions": "The signed-in user's live sessions, newest first: when each signed in, when it was last used (its "
     "latest sign-in or token refresh), from which address and user agent, and which one is asking. Ids are opaque; "
     "never a token.",

@@ -342,7 +342,12 @@ class AuditEntry(Response):
 
 class AuditTrailResponse(Response):
     user_id: str
-    records: list[AuditEntry]
+    records: list[AuditEntry] = Field(description="Every record about the person since `since`, oldest first")
+    hot_days: int = Field(
+        description="The audit table keeps records this many days (AuditHotDays); older ones are in the locked "
+        "archive only, which `make audit-export` reads"
+    )
+    since: str = Field(description="Now less hot_days (UTC): the records listed are every one from this time on")
 
 
 class TokenPair(Response):

@@ -140,19 +140,21 @@ def erase_user(call: Call) -> Reply:
 
 
 def audit_trail(call: Call) -> Reply:
-    """The person's records: those naming their id and, while the account
-    exists, those naming only the keyed hash of their address.  An erased
-    person's id still has its trail."""
+    """The person's records of the audit table's hot window (AUDIT_HOT_DAYS):
+    those naming their id and, while the account exists, those naming only the
+    keyed hash of their address.  An erased person's id still has its trail;
+    older records are in the locked archive only (`make audit-export`)."""
     user_id = call.path_params.get("id", "")
     if not _USER_ID.match(user_id):
         audit.record("admin.audit_read", "not_found", call.client, detail=_operator(call))
         raise errors.NotFound("There is no user with this id.")
     user = store.user_by_id(user_id)
-    records = audit.trail_of(user_id) + (audit.trail_of(otp.email_key(user.email)) if user else [])
+    hot_days, since = audit.hot_window()
+    records = audit.trail_of(user_id, since) + (audit.trail_of(otp.email_key(user.email), since) if user else [])
     ordered = sorted({int(r["seq"]): r for r in records}.values(), key=lambda r: int(r["seq"]))
     if not ordered and user is None:
         audit.record("admin.audit_read", "not_found", call.client, detail=_operator(call))
-        raise errors.NotFound("There is no user with this id.")
+        raise errors.NotFound(f"There is no user with this id, and no audit record about it in the last {hot_days} days.")
     audit.record("admin.audit_read", "success", call.client, user_id=user_id, detail=_operator(call))
     entries = [AuditEntry.model_validate(r) for r in ordered]
-    return Reply(200, AuditTrailResponse(user_id=user_id, records=entries))
+    return Reply(200, AuditTrailResponse(user_id=user_id, records=entries, hot_days=hot_days, since=since))
