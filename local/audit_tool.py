@@ -1,9 +1,15 @@
 """`make audit-verify` and `make audit-export EMAIL=...`.
 
 Against a deployed stack when STACK_NAME is set (credentials with the stack's
-AuditReadPolicy), else against the emulator of a running `make dev` (its
-endpoint is in .local/emulator.json).  With neither, or when the target does
-not answer, each says so in one line and exits 2.
+AuditReadPolicy; the stack's parameter values are read, AuditHotDays among
+them), else against the emulator of a running `make dev` (its endpoint is in
+.local/emulator.json).  With neither, or when the target does not answer, each
+says so in one line and exits 2.  Settings from the shell win (e.g.
+AUDIT_HOT_DAYS=30 make audit-verify).
+
+`export` prints the whole trail: the locked archive's records (all of them,
+past the audit table's hot window too) and any DynamoDB holds that are not
+archived yet.  It reads the whole archive, so it takes as long as `verify`.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ def _emulator_answers(endpoint: str) -> bool:
 
 
 def _connect() -> str:
-    from local.server import DeployedStack, _deployed_stack, configure_environment
+    from local.server import DeployedStack, _deployed_parameters, _deployed_stack, configure_environment
     from local.template import Stack
 
     region = os.environ.setdefault("AWS_DEFAULT_REGION", os.environ.get("AWS_REGION", "us-east-1"))
@@ -43,9 +49,11 @@ def _connect() -> str:
     if deployed:
         try:
             DeployedStack.physical = _deployed_stack(deployed, region)
+            # The deployed values (AuditHotDays: how long DynamoDB keeps records, which verify needs)
+            parameters = _deployed_parameters(deployed, region)
         except Exception as exc:  # noqa: BLE001 - any AWS failure is one line for the operator
             raise Unreachable(f"cannot read stack {deployed} in {region}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
-        stack: Stack = DeployedStack(name=deployed, region=region)
+        stack: Stack = DeployedStack(name=deployed, region=region, overrides=parameters)
         where = f"stack {deployed} ({region})"
     else:
         if not STATE.exists():
@@ -84,15 +92,21 @@ def verify() -> int:
 
 
 def export(email: str) -> int:
+    """The person's whole trail: every record in the locked archive (past the
+    audit table's hot window too), and those DynamoDB holds that are not archived
+    yet (the writer's last batch, being stored).  Records naming the person's id
+    while the account exists, and those naming only the keyed hash of the address."""
     from carekey import audit_verify, otp, store
     from carekey.schemas import normalise_email
 
     email = normalise_email(email)
     user = store.user_by_email(email)
     key = otp.email_key(email)
-    records = audit_verify.trail_of(key) + (audit_verify.trail_of(user.user_id) if user else [])
-    records = sorted({r["seq"]: r for r in records}.values(), key=lambda r: r["seq"])
-    print(json.dumps({"email_hash": key, "user_id": user.user_id if user else None, "records": records}, indent=2, default=str))
+    subjects = {key} | ({user.user_id} if user else set())
+    records = {r["seq"]: r for s in subjects for r in audit_verify.trail_of(s)}
+    records.update({r["seq"]: r for r in audit_verify.archived_trail_of(subjects)})  # the locked copy wins
+    ordered = sorted(records.values(), key=lambda r: r["seq"])
+    print(json.dumps({"email_hash": key, "user_id": user.user_id if user else None, "records": ordered}, indent=2, default=str))
     return 0
 
 

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from local.template import ROOT, Stack
+from local.template import ROOT, Stack, load
 
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's own payload limit
 
@@ -56,6 +56,20 @@ def _deployed_stack(name: str, region: str) -> dict[str, str]:
 
     resources = boto3.client("cloudformation", region_name=region).describe_stack_resources(StackName=name)
     return {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in resources["StackResources"]}
+
+
+def _deployed_parameters(name: str, region: str) -> dict[str, str]:
+    """A deployed stack's parameter values, for the template's parameters (a NoEcho
+    one reads back masked, so the template's default stands in for it)."""
+    import boto3
+
+    (deployed,) = boto3.client("cloudformation", region_name=region).describe_stacks(StackName=name)["Stacks"]
+    declared = load()["Parameters"]
+    return {
+        p["ParameterKey"]: p.get("ResolvedValue", p["ParameterValue"])
+        for p in deployed.get("Parameters", [])
+        if p["ParameterKey"] in declared and not declared[p["ParameterKey"]].get("NoEcho")
+    }
 
 
 class DeployedStack(Stack):

@@ -1,13 +1,20 @@
 """`make audit-verify` and `make audit-export` say in one line when they have
-nothing to talk to, instead of a traceback."""
+nothing to talk to, instead of a traceback; against a deployed stack they use
+its parameter values, and an export is the whole trail, from the archive."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
+import boto3
+from carekey import audit_trail, audit_verify, otp, store
+from carekey.config import reload_settings, settings
+
 from local import audit_tool
+from local.server import DeployedStack
 from local.template import ROOT
 
 
@@ -16,8 +23,6 @@ def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
 
 
 def _env(tmp_path, **extra: str) -> dict[str, str]:
-    import os
-
     from local.template import Stack
 
     service = set(Stack().service_environment())
@@ -63,3 +68,47 @@ def test_the_make_verbs_print_one_line_without_a_traceback(tmp_path):
     # Then a missing EMAIL is a usage line
     assert done.returncode == 2 and done.stdout.strip() == "usage: make audit-export EMAIL=person@example.com"
     assert "Traceback" not in done.stderr
+
+
+def test_an_export_is_the_whole_trail_from_the_locked_archive(api, monkeypatch, capsys):
+    # Given a person's trail, then 91 days later DynamoDB's TTL has deleted it (past the hot window)
+    api.verified_user("old@example.com")
+    api.login("old@example.com")
+    written = [int(item.seq) for item in audit_trail.AuditRecord.query(audit_trail.TRAIL)]  # all about them
+    assert len(written) == 3
+    later = store.now() + 91 * 86400
+    monkeypatch.setattr(store, "now", lambda: later)
+    ddb = boto3.client("dynamodb")
+    for item in audit_trail.AuditRecord.query(audit_trail.TRAIL):
+        ddb.delete_item(TableName=settings().audit_table, Key={"chain": {"S": "trail"}, "seq": {"N": str(item.seq)}})
+    assert audit_verify.verify().problems == []
+    # When it is exported
+    capsys.readouterr()
+    assert audit_tool.export("Old@Example.com") == 0
+    exported = json.loads(capsys.readouterr().out)
+    # Then every record about the person is there, read from the archive, in chain order
+    events = [(r["event"], r["outcome"]) for r in exported["records"]]
+    assert {("register", "success"), ("verify_email", "success"), ("login", "success")} <= set(events)
+    assert [r["seq"] for r in exported["records"]] == written
+    assert exported["email_hash"] == otp.email_key("old@example.com") and exported["user_id"]
+    assert all(r["hash"] == audit_trail.digest(r) for r in exported["records"])
+
+
+def test_against_a_deployed_stack_the_tools_use_its_parameter_values(monkeypatch):
+    # Given a deployed stack whose audit table keeps 30 days, and a shell that does not set AUDIT_HOT_DAYS
+    boto3.client("cloudformation").create_stack(
+        StackName="carekey-prod",
+        TemplateBody=json.dumps({
+            "Parameters": {"AuditHotDays": {"Type": "Number", "Default": 90}},
+            "Resources": {"AuditQueue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "carekey-prod-audit"}}},
+        }),
+        Parameters=[{"ParameterKey": "AuditHotDays", "ParameterValue": "30"}],
+    )
+    monkeypatch.setattr(os, "environ", {k: v for k, v in os.environ.items() if k != "AUDIT_HOT_DAYS"})
+    monkeypatch.setattr(DeployedStack, "physical", {})
+    monkeypatch.setenv("STACK_NAME", "carekey-prod")
+    # When the tool connects to it
+    audit_tool._connect()
+    # Then verify and export judge the hot window by the deployed 30 days, not the template's default
+    assert os.environ["AUDIT_HOT_DAYS"] == "30"
+    assert reload_settings().audit_hot_days == 30

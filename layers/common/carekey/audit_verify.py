@@ -60,6 +60,7 @@ from carekey.audit_trail import (
     seal_digest,
     stored_form,
     stored_seal,
+    subject_of,
     verify_mac,
 )
 from carekey.config import settings
@@ -351,6 +352,15 @@ def verify() -> Verdict:
     verdict.problems.sort()
     verdict.seconds = time.perf_counter() - started
     return verdict
+
+
+def archived_trail_of(subjects: set[str]) -> list[dict[str, Any]]:
+    """Every archived record about these user ids or email hashes (as `by_subject`
+    keys them), read from each object's original version, in chain order: the
+    whole trail, past the hot window too.  It reads the whole archive, as
+    verify() does; verify() is what reports tampering."""
+    records, _ = _archive_records(Verdict())
+    return [r for r in records if isinstance(r.get("seq"), int) and subject_of(r) in subjects]
 
 
 def trail_of(subject: str, since: str | None = None) -> list[dict[str, Any]]:
