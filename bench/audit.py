@@ -139,6 +139,9 @@ def measure(stack: Any, counter_class: Any, events: int = EVENTS, path_samples: 
         records = boto3.client("dynamodb").query(
             TableName=table, KeyConditionExpression="chain = :c", ExpressionAttributeValues={":c": {"S": "trail"}}, Limit=200, ScanIndexForward=False
         )["Items"]
+        seal_items = boto3.client("dynamodb").query(
+            TableName=table, KeyConditionExpression="chain = :c", ExpressionAttributeValues={":c": {"S": "seal"}}, Limit=50, ScanIndexForward=False
+        )["Items"]
         total_records = sum(
             page["Count"]
             for page in boto3.client("dynamodb").get_paginator("query").paginate(
@@ -176,6 +179,7 @@ def measure(stack: Any, counter_class: Any, events: int = EVENTS, path_samples: 
         # DynamoDB bills storage by item size plus 100 bytes of overhead, in the table and in each index.
         "record_bytes": statistics.mean(_size(r) + 100 for r in records) if records else 0.0,
         "archive_bytes_per_record": archived / max(1, total_records),
+        "seal_bytes": statistics.mean(_size(x) + 100 for x in seal_items) if seal_items else 0.0,
         "path": {
             "median_ms": statistics.median(samples) * 1000,
             "p95_ms": sorted(samples)[int(len(samples) * 0.95)] * 1000,

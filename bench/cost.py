@@ -305,8 +305,9 @@ def audit_events(flow: dict[str, Any]) -> float:
 # (`python -m bench audit`): its DynamoDB item with DynamoDB's 100 bytes of
 # overhead, stored again in full by the by_subject index (projection ALL), and
 # its share of the archive's objects (JSON lines gzipped, one object a batch).
-AUDIT_RECORD_BYTES = 810.0
+AUDIT_RECORD_BYTES = 830.0
 AUDIT_ARCHIVE_BYTES = 205.0
+AUDIT_SEAL_BYTES = 1100.0  # a batch's seal item in DynamoDB (its digests and MAC), a tenth an event
 
 
 def audit_months_kept(stack: Stack | None = None) -> tuple[float, float]:
@@ -331,9 +332,11 @@ def audit_storage_per_event(measured: dict[str, Any] | None = None, kept: tuple[
     DynamoDB free are left out: at this scale they are a rounding)."""
     record = (measured or {}).get("record_bytes") or AUDIT_RECORD_BYTES
     archived = (measured or {}).get("archive_bytes_per_record") or AUDIT_ARCHIVE_BYTES
+    seal = (measured or {}).get("seal_bytes") or AUDIT_SEAL_BYTES
     hot, archive = kept or audit_months_kept()
     indexes = 1  # by_subject, projection ALL
-    return (record * (1 + indexes) * hot * P["ddb_storage_gb_month"] + archived * archive * P["s3_standard_gb_month"]) / 1e9
+    dynamodb = (record * (1 + indexes) + seal / BATCH) * hot
+    return (dynamodb * P["ddb_storage_gb_month"] + archived * archive * P["s3_standard_gb_month"]) / 1e9
 
 
 def audit_writer_units(levers: Levers = NOW, measured: dict[str, Any] | None = None) -> dict[str, float]:

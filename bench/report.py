@@ -12,6 +12,7 @@ from bench.cost import (  # the prices and the model live in bench/cost.py
     ACCESS_LOG_ARCHIVE_RATIO,
     AUDIT_ARCHIVE_BYTES,
     AUDIT_RECORD_BYTES,
+    AUDIT_SEAL_BYTES,
     DYNAMODB_MS,
     EDGE,
     MAU,
@@ -131,13 +132,14 @@ def audit_at_rest(model: dict[str, Any], measured: dict[str, Any] | None) -> dic
     hot, archive = audit_months_kept()
     record = (measured or {}).get("record_bytes") or AUDIT_RECORD_BYTES
     archived = (measured or {}).get("archive_bytes_per_record") or AUDIT_ARCHIVE_BYTES
+    seal = (measured or {}).get("seal_bytes") or AUDIT_SEAL_BYTES
     total = sum(parts["storage"] for parts in model["http"]["items"].values())
     per_event = audit_storage_per_event(measured)
     events = total / per_event if per_event else 0.0
     s3 = events * archived * archive * P["s3_standard_gb_month"] / 1e9
     has_window = "AuditHotDays" in Stack().template.get("Parameters", {})
     return {
-        "record": record, "archived": archived, "hot": hot, "archive": archive, "events": events, "s3": s3, "dynamodb": total - s3,
+        "record": record, "archived": archived, "seal": seal, "hot": hot, "archive": archive, "events": events, "s3": s3, "dynamodb": total - s3,
         "hot_source": "`AuditHotDays`; its TTL deletes it then, the archive keeps it" if has_window else "for ever: priced here at the archive's six years",
     }
 
@@ -596,7 +598,8 @@ and SNS consumers and the operators' functions go without (template.yaml);
 they are kept, every month adds as many as expire). A record is
 {audit_rest['record']:.0f} bytes in DynamoDB (with its 100 bytes of overhead), stored again
 by the by_subject index (projection ALL) that answers the operators' audit-by-user
-query, and {audit_rest['archived']:.0f} bytes in the locked archive (a batch's JSON lines, gzipped).
+query, with a tenth of its batch's seal ({audit_rest['seal']:.0f} bytes), and {audit_rest['archived']:.0f} bytes in
+the locked archive (a batch's JSON lines, gzipped).
 DynamoDB keeps a record {audit_rest['hot']:.0f} months ({audit_rest['hot_source']}) at
 $0.25 a GB-month; the archive {audit_rest['archive']:.0f} months (`AuditRetentionDays`) in S3
 Standard at $0.023 (its objects of about {audit_rest['archived'] * 10 / 1000:.0f} KB are below the 128 KB that S3's
