@@ -274,6 +274,39 @@ def test_sign_out_ends_every_session(api, operator):
     assert api.post("/login", {"email": "out@example.com", "password": PASSWORD}).status == 200
 
 
+def test_the_session_count_leaves_out_ended_idle_too_old_and_retired_sessions(api, operator, monkeypatch):
+    # Given a person's sessions (a session ends after 30 idle minutes, and 12 hours after its login):
+    t = store.now()
+    clock = {"t": t - 12 * 3600 + 60}
+    monkeypatch.setattr(store, "now", lambda: clock["t"])
+    # one signed in almost twelve hours ago and refreshed ever since, lastly a minute ago,
+    user_id, old = _person(api, "count@example.com")
+    for at in [*range(clock["t"] + 25 * 60, t - 60, 25 * 60), t - 60]:
+        clock["t"] = at
+        old = api.post("/token/refresh", {"refresh": old["refresh"]}).json()
+    # one idle for forty minutes,
+    clock["t"] = t - 40 * 60
+    api.login("count@example.com")
+    # one logged out, and two live ones, one of them refreshed since
+    clock["t"] = t
+    ended = api.login("count@example.com")
+    assert api.post("/logout", {}, token=ended["access"]).status == 200
+    kept, other = api.login("count@example.com"), api.login("count@example.com")
+    kept = api.post("/token/refresh", {"refresh": kept["refresh"]}).json()
+    # When an operator looks them up two minutes later (the first one now past twelve hours)
+    clock["t"] = t + 120
+    # Then only the two live ones count
+    assert operator.get(f"/admin/users/{user_id}").json()["session_count"] == 2
+    # When the password changes through one of them (every other session is from an older token version)
+    new = "a-brand-new-passphrase-77"
+    changed = api.post("/change-password", {"current_password": PASSWORD, "new_password": new, "confirm_password": new}, token=kept["access"])
+    assert changed.status == 200, changed.body
+    # Then only that one counts, and the other is really gone
+    assert operator.get(f"/admin/users/{user_id}").json()["session_count"] == 1
+    assert api.post("/token/refresh", {"refresh": other["refresh"]}).status == 401
+    assert api.post("/token/refresh", {"refresh": changed.json()["refresh"]}).status == 200
+
+
 def test_force_password_reset_voids_the_password_ends_sessions_and_emails_a_code(api, operator, outbox):
     user_id, answer = _person(api, "force@example.com")
     before = len(outbox.to("force@example.com"))
@@ -312,7 +345,7 @@ def test_erasure_removes_the_person_and_the_address_registers_again_as_someone_n
     assert operator.get(f"/admin/users/{user_id}").status == 404
     assert operator.get("/admin/users", query=[("email", "erin@example.com")]).status == 404
     assert store.user_by_id(user_id) is None and store.user_by_email("erin@example.com") is None
-    assert list(store.SessionItem.by_user.query(user_id)) == []
+    assert store.sessions_of(user_id) == []
     assert store.passkeys_of(user_id) == []
     assert store.OtpItem.count(otp.item_key(otp.PASSWORD_RESET, "erin@example.com")) == 0
     for answer in (first, second):

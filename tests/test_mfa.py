@@ -668,4 +668,4 @@ def test_ten_parallel_enrolment_confirmations_with_one_token_and_code_start_one_
         answers = list(pool.map(lambda _: api.post("/mfa/totp/confirm", {"mfa_token": token, "code": code}), range(10)))
     assert [r.status for r in answers].count(200) == 1, [(r.status, r.body) for r in answers]
     assert all(r.status in (200, 400, 401) for r in answers)
-    assert len(list(store.SessionItem.by_user.query(store.user_by_email(EMAIL).user_id))) == 1
+    assert len(store.sessions_of(store.user_by_email(EMAIL).user_id)) == 1

@@ -17,8 +17,9 @@ Tables
             and one signup#<keyed hash of email> item per address: the newest
             sign-up waiting for its code (expiry checked in code, TTL cleans up).
 - sessions: one item per signed-in session (its refresh-token chain, as digests,
-            and the source IP and user agent last seen); the by_user index
-            lists a user's sessions.
+            and the source IP and user agent last seen); the sessions_by_user
+            index holds only keys (user, created_at -> session id), so a token
+            refresh writes no index entry; a listing fetches the sessions by key.
 - limits:   counters and lockouts keyed by hashes of emails and source IPs,
             and the suppression list (suppressed#<keyed hash of email>, no TTL).
 - passkeys: one item per (user, WebAuthn credential): its public key and
@@ -46,7 +47,6 @@ from pynamodb.attributes import (
 )
 from pynamodb.connection import Connection
 from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, PynamoDBException, TransactWriteError, UpdateError
-from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
@@ -236,17 +236,9 @@ class SignupItem(Model):
         )
 
 
-# What the by_user index carries: enough to list a user's sessions, no token digest.
-SESSION_LISTING = ["token_version", "revoked", "last_used", "refresh_expires_at", "ip", "user_agent"]
-
-
-class SessionsByUser(GlobalSecondaryIndex):  # type: ignore[type-arg]
-    class Meta:
-        index_name = "by_user"
-        projection = IncludeProjection(SESSION_LISTING)
-
-    user_id = UnicodeAttribute(hash_key=True)
-    created_at = NumberAttribute(range_key=True)
+# What a listing fetches of each session: enough to tell live from dead and to
+# show where it was used; never a token digest.
+SESSION_LISTING = ["session_id", "user_id", "created_at", "token_version", "revoked", "last_used", "refresh_expires_at", "ip", "user_agent"]
 
 
 class SessionItem(Model):
@@ -281,7 +273,6 @@ class SessionItem(Model):
     unaudited = NumberAttribute(null=True)
     audited_at = NumberAttribute(null=True)
     ttl = TTLAttribute(null=True)
-    by_user = SessionsByUser()
 
     def live(self, at: int, idle_seconds: int, max_seconds: int) -> bool:
         return (
@@ -457,16 +448,26 @@ def users_by_ids(user_ids: list[str]) -> dict[str, UserItem]:
     return {key.removeprefix("USER#"): UserItem.from_raw_data(item) for key, item in found.items()}
 
 
-def _batch_get(keys: list[str]) -> dict[str, dict[str, Any]]:
-    table = UserItem.Meta.table_name
+def _batch_get(
+    keys: list[str], table: str | None = None, key: str = "pk", attributes: list[str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """The items (of the users table unless `table`) with these string keys, by
+    key: one strongly consistent BatchGetItem per 100 keys, what DynamoDB leaves
+    unprocessed asked again with jittered backoff; a key with no item is absent.
+    `attributes`: only these are read."""
+    table = table or UserItem.Meta.table_name
     found: dict[str, dict[str, Any]] = {}
     unique = list(dict.fromkeys(keys))
+    reading: dict[str, Any] = {"ConsistentRead": True}
+    if attributes:
+        reading["ProjectionExpression"] = ", ".join(f"#a{i}" for i in range(len(attributes)))
+        reading["ExpressionAttributeNames"] = {f"#a{i}": name for i, name in enumerate(attributes)}
     for start in range(0, len(unique), 100):
-        request: dict[str, Any] = {table: {"Keys": [{"pk": {"S": k}} for k in unique[start : start + 100]], "ConsistentRead": True}}
+        request: dict[str, Any] = {table: {"Keys": [{key: {"S": k}} for k in unique[start : start + 100]], **reading}}
         for attempt in range(8):
             answer = client("dynamodb").batch_get_item(RequestItems=request)
             for item in answer.get("Responses", {}).get(table, []):
-                found[item["pk"]["S"]] = item
+                found[item[key]["S"]] = item
             request = answer.get("UnprocessedKeys") or {}
             if not request:
                 break
@@ -634,15 +635,11 @@ def retire_password(user_id: str, unusable_hash: str) -> UserItem | None:
 
 def live_session_count(user_id: str, token_version: int, idle_seconds: int, max_seconds: int) -> int:
     """How many sessions of the account still work: not ended, from the current
-    token version, not idle or old beyond their limits."""
+    token version, not idle or old beyond their limits (the sessions created
+    within `max_seconds`, fetched by key and judged here)."""
     t = now()
-    condition = (
-        (SessionItem.revoked == False)  # noqa: E712
-        & (SessionItem.token_version == token_version)
-        & (SessionItem.last_used >= t - idle_seconds)
-        & (SessionItem.refresh_expires_at > t)
-    )
-    return SessionItem.by_user.count(user_id, range_key_condition=SessionItem.created_at >= t - max_seconds, filter_condition=condition)
+    sessions = _sessions_by_id(_session_ids(user_id, created_since=t - max_seconds))
+    return sum(1 for s in sessions if int(s.token_version) == token_version and s.live(t, idle_seconds, max_seconds))
 
 
 def erase_account(user: UserItem) -> bool:
@@ -664,8 +661,8 @@ def erase_traces(user_id: str, code_keys: list[str]) -> None:
     and its pending codes and sign-ups (`code_keys`, in the otps table).  Each
     delete is idempotent, so an interrupted erasure can simply run again."""
     with SessionItem.batch_write() as batch:
-        for session in SessionItem.by_user.query(user_id):
-            batch.delete(SessionItem(session.session_id))
+        for session_id in _session_ids(user_id):
+            batch.delete(SessionItem(session_id))
     with PasskeyItem.batch_write() as batch:
         for key in PasskeyItem.query(user_id, consistent_read=True, attributes_to_get=["user_id", "key"]):
             batch.delete(PasskeyItem(user_id, key.key))
@@ -1034,10 +1031,37 @@ def revoke_session(session_id: str) -> SessionItem | None:
     return item
 
 
+def _session_ids(user_id: str, created_since: int | None = None) -> list[str]:
+    """The ids of the user's sessions (those created since `created_since`),
+    newest first, from the user index: keys only, and, like any index,
+    eventually consistent."""
+    condition, values = "user_id = :u", {":u": {"S": user_id}}
+    if created_since is not None:
+        condition += " AND created_at >= :c"
+        values[":c"] = {"N": str(created_since)}
+    pages = client("dynamodb").get_paginator("query").paginate(
+        TableName=SessionItem.Meta.table_name,
+        IndexName=settings().sessions_user_index,
+        KeyConditionExpression=condition,
+        ExpressionAttributeValues=values,
+        ProjectionExpression="session_id",
+        ScanIndexForward=False,
+    )
+    return [item["session_id"]["S"] for page in pages for item in page["Items"]]
+
+
+def _sessions_by_id(session_ids: list[str]) -> list[SessionItem]:
+    """These sessions, in this order, read strongly consistently and without
+    their token digests; one deleted since its id was listed is left out."""
+    found = _batch_get(session_ids, table=SessionItem.Meta.table_name, key="session_id", attributes=SESSION_LISTING)
+    return [SessionItem.from_raw_data(found[s]) for s in session_ids if s in found]
+
+
 def sessions_of(user_id: str) -> list[SessionItem]:
-    """The user's sessions, newest first, as the by_user index lists them
-    (no token digests).  Ended ones too: the caller tells live from dead."""
-    return list(SessionItem.by_user.query(user_id, scan_index_forward=False))
+    """The user's sessions, newest first: the user index lists them, a
+    BatchGetItem per 100 fetches them (no token digests).  Ended ones too:
+    the caller tells live from dead."""
+    return _sessions_by_id(_session_ids(user_id))
 
 
 def end_session(user_id: str, session_id: str, token_version: int) -> SessionItem | None:
