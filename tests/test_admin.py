@@ -13,12 +13,14 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import botocore.auth
+import botocore.client
 import pytest
-from carekey import audit, otp, store
+from carekey import audit, aws, otp, store
 
 from local import events, sigv4
 from local.functions import LambdaContext, handler
 from local.gateway import Gateway, Response
+from local.template import Stack
 from tests.client import PASSWORD, ApiClient
 from tests.conftest import STACK
 
@@ -359,6 +361,41 @@ def test_erasure_removes_the_person_and_the_address_registers_again_as_someone_n
     for answer in (first, second):
         assert api.get("/profile", token=answer["access"]).status == 401
     assert api.get("/profile", token=again["access"]).json()["phone_number"] is None
+
+
+def test_while_an_old_stack_upgrades_sessions_are_listed_counted_and_erased_through_its_old_index(
+    api, operator, settings_override, monkeypatch
+):
+    # Given the sessions table and functions as an old stack's first upgrade deploy leaves them
+    # (LegacySessionIndex=read): both indexes, the functions still reading by_user
+    upgrading = Stack(name=STACK.name, overrides={"LegacySessionIndex": "read"})
+    table = upgrading.tables()["SessionsTable"]["create"]
+    aws.client("dynamodb").delete_table(TableName=table["TableName"])
+    aws.client("dynamodb").create_table(**table)
+    settings_override(SESSIONS_USER_INDEX=upgrading.function_environment("SessionsFunction")["SESSIONS_USER_INDEX"])
+    queried, original = [], botocore.client.BaseClient._make_api_call
+
+    def recording(client, operation, params):
+        if operation == "Query" and params.get("TableName") == table["TableName"]:
+            queried.append(params["IndexName"])
+        return original(client, operation, params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", recording)
+    # and a person signed in twice, one session refreshed
+    user_id, first = _person(api, "upgrading@example.com")
+    second = api.post("/token/refresh", {"refresh": api.login("upgrading@example.com")["refresh"]}).json()
+    # When they list their sessions and an operator looks them up
+    listed = api.get("/sessions", token=first["access"]).json()["sessions"]
+    view = operator.get(f"/admin/users/{user_id}").json()
+    # Then both sessions are listed and counted
+    assert sorted(s["current"] for s in listed) == [False, True] and view["session_count"] == 2
+    # When the operator erases the person
+    assert operator.delete(f"/admin/users/{user_id}").status == 200
+    # Then no session is left, and the refresh token is dead
+    assert store.SessionItem.count() == 0
+    assert api.post("/token/refresh", {"refresh": second["refresh"]}).status == 401
+    # and every listing read the index that deploy lets the functions read
+    assert queried and set(queried) == {"by_user"}
 
 
 def _everything_stored() -> str:

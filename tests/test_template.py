@@ -88,6 +88,54 @@ def test_tables_are_encrypted_recoverable_and_protected():
         assert table["DeletionPolicy"] == "Retain", name
 
 
+# The functions that list a user's sessions (GET /sessions, the operators' session
+# count and erasure) and the attributes a token refresh writes (store.rotate_session).
+SESSION_LISTERS = {"SessionsFunction", "AdminUsersFunction", "DeleteAccountFunction"}
+REFRESH_WRITES = {"generation", "token_hash", "previous_hash", "rotated_at", "refresh_expires_at", "last_used", "ip", "user_agent",
+                  "unaudited", "audited_at"}
+
+
+def _session_index_phase(stack: Stack) -> tuple[dict[str, str], set[str], set[str]]:
+    """The sessions table's indexes (name -> projection), the index the listing
+    functions read, and the index ARNs their policies let them query."""
+    indexes = {i["IndexName"]: i["Projection"]["ProjectionType"] for i in stack.tables()["SessionsTable"]["create"]["GlobalSecondaryIndexes"]}
+    read = {stack.function_environment(name)["SESSIONS_USER_INDEX"] for name in SESSION_LISTERS}
+    queried = set()
+    for name in SESSION_LISTERS:
+        for policy in stack.resolve(R[name]["Properties"]["Policies"]):
+            for s in policy.get("Statement", []) if isinstance(policy, dict) else []:
+                resources = s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]
+                queried |= {r.rsplit("/", 1)[1] for r in resources if "dynamodb:Query" in s["Action"] and "/index/" in r}
+    return indexes, read, queried
+
+
+def test_the_sessions_user_index_holds_keys_only_and_an_old_stack_moves_to_it_one_index_a_deploy():
+    # A new stack: one index of a user's sessions, keys only, and none of its keys is written by a token refresh
+    [index] = TABLES["SessionsTable"]["Properties"]["GlobalSecondaryIndexes"][:1]
+    assert index["IndexName"] == "sessions_by_user" and index["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+    assert not {k["AttributeName"] for k in index["KeySchema"]} & REFRESH_WRITES
+    assert T["Parameters"]["LegacySessionIndex"]["Default"] == "drop"
+    new = _session_index_phase(Stack())
+    assert new == ({"sessions_by_user": "KEYS_ONLY"}, {"sessions_by_user"}, {"sessions_by_user"})
+    # Only the functions that list sessions are told the index, and only those that show sessions fetch them by key
+    told = {name for name in FUNCTIONS if "SESSIONS_USER_INDEX" in Stack().function_environment(name)}
+    assert told == SESSION_LISTERS
+    fetch = {name for name in SESSION_LISTERS if "dynamodb:BatchGetItem" in _table_actions(FUNCTIONS[name]).get("SessionsTable", set())}
+    assert fetch == {"SessionsFunction", "AdminUsersFunction"}
+    # An old stack (only by_user) upgrades in deploys that each add or delete at most one index (CloudFormation's
+    # limit) and never read an index that is not there and active: read, then keep, then drop
+    phases = [({"by_user": "INCLUDE"}, {"by_user"}, {"by_user"})]
+    phases += [_session_index_phase(Stack(overrides={"LegacySessionIndex": value})) for value in ("read", "keep", "drop")]
+    assert phases[1] == ({"sessions_by_user": "KEYS_ONLY", "by_user": "INCLUDE"}, {"by_user"}, {"by_user"})
+    assert phases[2] == ({"sessions_by_user": "KEYS_ONLY", "by_user": "INCLUDE"}, {"sessions_by_user"}, {"sessions_by_user"})
+    assert phases[3] == new
+    for before, after in zip(phases, phases[1:], strict=False):
+        assert len(set(before[0]) ^ set(after[0])) <= 1
+        assert before[1] <= set(after[0])  # while the functions update, the index they read until then is there
+        assert after[1] <= set(before[0]) & set(after[0])  # the index they read next was added (and backfilled) by an earlier deploy
+        assert after[2] == after[1]  # each function may query exactly the index it reads
+
+
 def test_ttl_only_on_short_lived_items_and_audit_records():
     with_ttl = {n for n, t in TABLES.items() if t["Properties"].get("TimeToLiveSpecification")}
     assert with_ttl == {"OtpTable", "SessionsTable", "LimitsTable", "AuditTable"}

@@ -26,7 +26,8 @@ class Settings(BaseModel):
     users_table: str = Field("carekey-users", alias="USERS_TABLE")
     otp_table: str = Field("carekey-otps", alias="OTP_TABLE")
     sessions_table: str = Field("carekey-sessions", alias="SESSIONS_TABLE")
-    # The sessions table's index of a user's sessions (keys only).
+    # The sessions table's index of a user's sessions (keys only); another name
+    # only while a stack upgrades from the index it replaced (LegacySessionIndex).
     sessions_user_index: str = Field("sessions_by_user", alias="SESSIONS_USER_INDEX")
     limits_table: str = Field("carekey-limits", alias="LIMITS_TABLE")
     audit_table: str = Field("carekey-audit", alias="AUDIT_TABLE")
