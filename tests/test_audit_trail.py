@@ -239,25 +239,27 @@ def test_a_thousand_events_from_twenty_threads_are_all_in_the_verified_chain(que
         assert mine == sorted(mine)
 
 
-def test_records_carry_their_expiry_seals_and_the_head_never_expire():
-    # Given a batch of two events, one of them an hour older
-    older = json.dumps({"v": 1, "event_id": "old", "event": "logout", "outcome": "this_session", "at": "2026-01-01T00:00:00.000000Z", "user_id": "u1"})
+def test_records_and_seals_carry_their_expiry_the_head_never_expires():
+    # Given a batch of two events, the first an hour newer than the second (`at` is the submitter's clock)
     newer = json.dumps({"v": 1, "event_id": "new", "event": "logout", "outcome": "this_session", "at": "2026-01-01T01:00:00.500000Z", "user_id": "u1"})
+    older = json.dumps({"v": 1, "event_id": "old", "event": "logout", "outcome": "this_session", "at": "2026-01-01T00:00:00.000000Z", "user_id": "u1"})
     # When the writer stores them
-    audit_writer.handle_batch(_sqs_event([older, newer]))
+    audit_writer.handle_batch(_sqs_event([newer, older]))
     # Then each record carries `expires`, a DynamoDB TTL (a number of epoch seconds): its time plus the hot window
     assert settings().audit_hot_days == 90
     day0 = int(datetime(2026, 1, 1, tzinfo=timezone.utc).timestamp())
     items = ddb().query(TableName=settings().audit_table, KeyConditionExpression="chain = :c", ExpressionAttributeValues={":c": {"S": "trail"}})["Items"]
-    assert [i["expires"] for i in items] == [{"N": str(day0 + 90 * 86400)}, {"N": str(day0 + 3600 + 90 * 86400)}]
-    # And the seal and the head have none: they stay in DynamoDB
-    for chain in ("seal", "head"):
-        (item,) = ddb().query(TableName=settings().audit_table, KeyConditionExpression="chain = :c", ExpressionAttributeValues={":c": {"S": chain}})["Items"]
-        assert "expires" not in item, chain
-    # And the TTL is not part of the record: the archived copy (the hashed form) has no `expires`
+    assert [i["expires"] for i in items] == [{"N": str(day0 + 3600 + 90 * 86400)}, {"N": str(day0 + 90 * 86400)}]
+    # And the seal leaves with the last record it covers (the newest, not the last in the batch), never before one
+    (seal,) = ddb().query(TableName=settings().audit_table, KeyConditionExpression="chain = :c", ExpressionAttributeValues={":c": {"S": "seal"}})["Items"]
+    assert seal["expires"] == {"N": str(day0 + 3600 + 90 * 86400)}
+    # And the head has none: it stays in DynamoDB
+    (head,) = ddb().query(TableName=settings().audit_table, KeyConditionExpression="chain = :c", ExpressionAttributeValues={":c": {"S": "head"}})["Items"]
+    assert "expires" not in head
+    # And the TTL is not part of the record nor of the seal: the archived copies (the hashed and MAC'd forms) have no `expires`
     (key,) = archive_keys()
     lines = [json.loads(ln) for ln in audit_trail.archive_lines(s3().get_object(Bucket=settings().audit_bucket, Key=key)["Body"].read())]
-    assert all("expires" not in ln for ln in lines)
+    assert len(lines) == 3 and all("expires" not in ln and "expires" not in ln.get("seal", {}) for ln in lines)
     assert ddb().describe_time_to_live(TableName=settings().audit_table)["TimeToLiveDescription"] == {
         "TimeToLiveStatus": "ENABLED", "AttributeName": "expires"}
     assert audit_verify.verify().intact
@@ -469,18 +471,23 @@ def _clock(monkeypatch, epoch: int) -> None:
     monkeypatch.setattr(store, "now", lambda: epoch)
 
 
-def _ttl_sweep(only: set[int] | None = None) -> list[int]:
-    """What DynamoDB's TTL does (lazily, within days): delete the records whose `expires` is past."""
-    items = ddb().query(TableName=settings().audit_table, KeyConditionExpression="chain = :c", ExpressionAttributeValues={":c": {"S": "trail"}})["Items"]
+def _ttl_sweep(only: set[int] | None = None, chain: str = "trail") -> list[int]:
+    """What DynamoDB's TTL does (lazily, within days, items in no particular order): delete
+    the records (or, with chain="seal", the seals, by their last seq) whose `expires` is past."""
+    items = ddb().query(TableName=settings().audit_table, KeyConditionExpression="chain = :c", ExpressionAttributeValues={":c": {"S": chain}})["Items"]
     gone = [int(i["seq"]["N"]) for i in items if "expires" in i and int(i["expires"]["N"]) < store.now()]
     gone = [seq for seq in gone if only is None or seq in only]
     for seq in gone:
-        _delete_record(seq)
+        _delete_item(chain, seq)
     return gone
 
 
+def _delete_item(chain: str, seq: int) -> None:
+    ddb().delete_item(TableName=settings().audit_table, Key={"chain": {"S": chain}, "seq": {"N": str(seq)}})
+
+
 def _delete_record(seq: int) -> None:
-    ddb().delete_item(TableName=settings().audit_table, Key={"chain": {"S": "trail"}, "seq": {"N": str(seq)}})
+    _delete_item("trail", seq)
 
 
 @pytest.fixture
@@ -495,13 +502,16 @@ def aged(monkeypatch) -> int:
 
 
 def test_records_past_the_hot_window_leave_dynamodb_and_the_trail_still_verifies(aged, monkeypatch):
-    # When 91 days have passed and DynamoDB's TTL has deleted what expired (records 1-10)
+    # When 91 days have passed and DynamoDB's TTL has deleted what expired (records 1-10 and their seal)
     _clock(monkeypatch, aged + 91 * DAY)
     assert _ttl_sweep() == list(range(1, 11))
-    # Then the trail verifies: the archive holds every record, DynamoDB the five of the window
+    assert _ttl_sweep(chain="seal") == [10]
+    # Then the trail verifies: the archive holds every record and seal, DynamoDB the five records of the window
+    # and their seal, which follows the archive's seal of records 1-10
     verdict = audit_verify.verify()
     assert verdict.problems == []
-    assert (verdict.records, verdict.archived, verdict.expired) == (5, 15, 10)
+    assert (verdict.records, verdict.archived, verdict.expired, verdict.expired_seals) == (5, 15, 10, 1)
+    assert [s["last_seq"] for s in seals()] == [15]
     # And the operators' query answers from DynamoDB's window
     assert [r["event_id"] for r in audit_verify.trail_of("u1")] == [f"b{i}" for i in range(5)]
 
@@ -521,17 +531,35 @@ def test_ttl_deletes_lazily_and_an_expired_record_still_there_must_match_the_arc
 
 
 def test_a_trail_wholly_past_its_window_verifies_from_the_archive(aged, monkeypatch):
-    # When every record has expired and left DynamoDB (a quiet service), the seals and the head stayed
+    # When every record has expired and left DynamoDB (a quiet service), and TTL has so far deleted
+    # the newer seal only (it deletes in no particular order); the head stays
     _clock(monkeypatch, aged + 151 * DAY)
+    tenth = audit_trail.stored_form(audit_trail.AuditRecord.get(audit_trail.TRAIL, 10))
     assert _ttl_sweep() == list(range(1, 16))
-    # Then the trail verifies: the head ends where the archive's chain ends
+    assert _ttl_sweep(only={15}, chain="seal") == [15]
+    # Then the trail verifies: the head ends where the archive's chain ends, its last seal is the archive's
     verdict = audit_verify.verify()
-    assert verdict.problems == [] and (verdict.records, verdict.archived, verdict.expired) == (0, 15, 15)
-    # And removing a seal of an expired batch is still reported (seals never expire)
-    ddb().delete_item(TableName=settings().audit_table, Key={"chain": {"S": "seal"}, "seq": {"N": "10"}})
+    assert verdict.problems == [] and (verdict.records, verdict.archived, verdict.expired, verdict.expired_seals) == (0, 15, 15, 1)
+    # And once every seal has gone too, it still does
+    assert _ttl_sweep(chain="seal") == [10]
+    verdict = audit_verify.verify()
+    assert verdict.problems == [] and (verdict.records, verdict.archived, verdict.expired, verdict.expired_seals) == (0, 15, 15, 2)
+    # And the head's last seal is still checked against the archive's: a head whose batch (the one the
+    # writer would store again) carries another seal, consistently, is reported
+    head = audit_trail.AuditRecord.get(audit_trail.HEAD, 0)
+    batch = audit_trail.pending_batch(head)
+    other = {**batch, "seal": {**batch["seal"], "written_at": _iso(aged)}}
+    head.update(actions=[audit_trail.AuditRecord.last_seal.set(audit_trail.seal_digest(other["seal"])),
+                         audit_trail.AuditRecord.pending_gz.set(audit_trail.packed(other))])
     first, text = problems()
-    assert first == 1 and "the seal of records 1-10 is in the archive but not in DynamoDB" in text
-    assert "DynamoDB: expected a seal from record 1, found the seal of records 11-15" in text
+    assert first == 16 and "DynamoDB: the head's last seal is not the last seal stored" in text
+    head.update(actions=[audit_trail.AuditRecord.last_seal.set(audit_trail.seal_digest(batch["seal"])),
+                         audit_trail.AuditRecord.pending_gz.set(audit_trail.packed(batch))])
+    assert audit_verify.verify().problems == []
+    # And the head is still checked against the archive's end: moved back a batch, it is reported
+    move_head(tenth)
+    first, text = problems()
+    assert first == 11 and "DynamoDB: the head says the chain ends at record 10, it ends at 15" in text
     # And so is removing the head, though DynamoDB holds no record any more
     ddb().delete_item(TableName=settings().audit_table, Key={"chain": {"S": "head"}, "seq": {"N": "0"}})
     assert "DynamoDB: records but no head item" in problems()[1]
@@ -598,6 +626,178 @@ def test_an_archive_object_backdating_a_recent_record_excuses_nothing(aged, monk
     assert first == 12
     assert "record 12 is in the archive but not in DynamoDB" in text
     assert "archive: the seal of records 12-12 has no valid MAC" in text
+
+
+# ---- the hot window: seals leave DynamoDB with the last record they cover ----------
+
+
+@pytest.fixture
+def aged3(aged) -> int:
+    """Given also records 16-20, a day after 11-15 (the head holds their batch); returns t0."""
+    audit_writer.handle_batch(_sqs_event([_at(f"c{i}", aged + 61 * DAY) for i in range(5)]))
+    assert audit_verify.verify().intact
+    return aged
+
+
+def _delete_seal(last: int) -> None:
+    _delete_item("seal", last)
+
+
+def test_a_seal_may_leave_before_its_records_which_are_still_checked_against_its_archived_copy(aged, monkeypatch):
+    # When 91 days have passed and TTL has deleted the seal of records 1-10 but not yet the records
+    _clock(monkeypatch, aged + 91 * DAY)
+    assert _ttl_sweep(chain="seal") == [10]
+    # Then the trail verifies
+    verdict = audit_verify.verify()
+    assert verdict.problems == [] and (verdict.records, verdict.expired, verdict.expired_seals) == (15, 0, 1)
+    # And so it does once TTL has deleted some of the records too
+    assert _ttl_sweep(only={2, 3, 7}) == [2, 3, 7]
+    assert audit_verify.verify().problems == []
+    # But an expired record still in DynamoDB, rewritten consistently, no longer matches the digest
+    # its seal lists: the archived seal stands in for the one DynamoDB let go
+    record = audit_trail.stored_form(audit_trail.AuditRecord.get(audit_trail.TRAIL, 5))
+    rewritten = {**record, "outcome": "failure"}
+    rewritten["hash"] = audit_trail.digest(rewritten)
+    put_record(rewritten)
+    first, text = problems()
+    assert first == 5 and "DynamoDB: record 5 does not match its seal" in text
+
+
+def test_a_seal_removed_before_its_window_ends_is_reported(aged3, monkeypatch):
+    # Given records 1-10 and their seal expired and gone
+    _clock(monkeypatch, aged3 + 91 * DAY)
+    assert _ttl_sweep() == list(range(1, 11)) and _ttl_sweep(chain="seal") == [10]
+    # When someone deletes the seal of records 11-15, which are still in their window
+    _delete_seal(15)
+    first, text = problems()
+    # Then it is reported as a deletion, exactly as before seals expired
+    assert first == 11
+    assert "the seal of records 11-15 is in the archive but not in DynamoDB" in text
+    assert "DynamoDB: expected a seal from record 11, found the seal of records 16-20" in text
+    assert "DynamoDB: record 11 is not sealed" in text
+    assert "records 1-10" not in text
+
+
+def test_a_seal_may_leave_only_once_the_newest_record_it_covers_has_expired(monkeypatch):
+    # Given a batch whose last record is older than the one before it (`at` is the submitter's clock),
+    # and a later batch
+    t0 = store.now() - 200 * DAY
+    audit_writer.handle_batch(_sqs_event([_at("a0", t0), _at("a1", t0 + 30 * DAY), _at("a2", t0)]))
+    audit_writer.handle_batch(_sqs_event([_at("b0", t0 + 60 * DAY)]))
+    expiry = t0 + 30 * DAY + 90 * DAY
+    # When records 1 and 3 have expired and left, and someone deletes the batch's seal
+    _clock(monkeypatch, t0 + 91 * DAY)
+    assert _ttl_sweep() == [1, 3]
+    _delete_seal(3)
+    # Then it is a deletion: the seal leaves with the newest record it covers, not the first or the last
+    first, text = problems()
+    assert first == 1 and "the seal of records 1-3 is in the archive but not in DynamoDB" in text
+    # And so it is at that record's expiry second
+    _clock(monkeypatch, expiry)
+    assert "the seal of records 1-3 is in the archive but not in DynamoDB" in problems()[1]
+    # And one second later the seal has expired (record 2, still in DynamoDB, is checked against its archived copy)
+    _clock(monkeypatch, expiry + 1)
+    verdict = audit_verify.verify()
+    assert verdict.problems == [] and (verdict.records, verdict.expired, verdict.expired_seals) == (2, 2, 1)
+
+
+def test_a_recent_seal_cannot_be_made_to_look_expired_from_dynamodb(aged3, monkeypatch):
+    # Given records 1-10 and their seal expired and gone, 11-15 in their window
+    _clock(monkeypatch, aged3 + 91 * DAY)
+    _ttl_sweep()
+    _ttl_sweep(chain="seal")
+    # When someone with write access to the table backdates the seal of records 11-15 and the
+    # records themselves (their time and their TTL), so that DynamoDB's own TTL deletes them
+    past = {":e": {"N": str(aged3 + DAY)}}
+    for seq in range(11, 16):
+        ddb().update_item(TableName=settings().audit_table, Key={"chain": {"S": "trail"}, "seq": {"N": str(seq)}},
+                          UpdateExpression="SET #at = :at, expires = :e", ExpressionAttributeNames={"#at": "at"},
+                          ExpressionAttributeValues={":at": {"S": _iso(aged3)}, **past})
+    ddb().update_item(TableName=settings().audit_table, Key={"chain": {"S": "seal"}, "seq": {"N": "15"}},
+                      UpdateExpression="SET expires = :e", ExpressionAttributeValues=past)
+    assert _ttl_sweep() == list(range(11, 16)) and _ttl_sweep(chain="seal") == [15]
+    first, text = problems()
+    # Then it is reported: a seal's expiry is judged from the archived records, which nobody can change
+    assert first == 11
+    assert "the seal of records 11-15 is in the archive but not in DynamoDB" in text
+    assert "record 11 is in the archive but not in DynamoDB" in text
+
+
+def test_an_archive_object_backdating_a_recent_batch_excuses_no_seal(aged3, monkeypatch):
+    # Given records 1-10 and their seal expired and gone
+    _clock(monkeypatch, aged3 + 91 * DAY)
+    _ttl_sweep()
+    _ttl_sweep(chain="seal")
+    # When someone deletes the seal of records 11-15 from DynamoDB and adds an archive object holding
+    # those records backdated, consistently rehashed, under their real seal (its MAC included)
+    body = s3().get_object(Bucket=settings().audit_bucket, Key=audit_trail.archive_key(11, 15))["Body"].read()
+    lines = [json.loads(ln) for ln in audit_trail.archive_lines(body)]
+    forged, prev = [], lines[0]["prev_hash"]
+    for record in lines[:-1]:
+        record = {**record, "at": _iso(aged3), "prev_hash": prev}
+        record["hash"] = prev = audit_trail.digest(record)
+        forged.append(record)
+    body = "".join(json.dumps(ln) + "\n" for ln in [*forged, lines[-1]])
+    s3().put_object(Bucket=settings().audit_bucket, Key=audit_trail.archive_key(11, 16), Body=body.encode())
+    _delete_seal(15)
+    first, text = problems()
+    # Then the deletion is still reported: only archived records the seal's digests vouch for date a seal
+    assert first == 11
+    assert "the seal of records 11-15 is in the archive but not in DynamoDB" in text
+    assert "archive: trail/000000000011-000000000016.jsonl does not hold records 11 to 16 in order" in text
+
+
+def test_the_first_seal_dynamodb_holds_must_follow_the_archives_seal_before_it(aged, monkeypatch):
+    # Given records 1-10 and their seal expired and gone
+    _clock(monkeypatch, aged + 91 * DAY)
+    _ttl_sweep()
+    _ttl_sweep(chain="seal")
+    # When the seal of records 11-15 in DynamoDB is replaced by one with a valid MAC (the writer's key)
+    # that names another seal before it
+    (real,) = seals()
+    other = {**real, "prev_seal": "f" * 64}
+    other["mac"] = audit_trail.generate_mac(audit_trail.seal_canonical(other))
+    audit_trail.seal_item(other).save()
+    first, text = problems()
+    # Then DynamoDB's chain of seals no longer follows the archive's, where DynamoDB's begins
+    assert first == 11
+    assert "DynamoDB: the seal of records 11-15 does not link to the seal before it" in text
+    assert "has no valid MAC" not in text
+
+
+def test_the_writer_keeps_working_after_old_seals_have_left(aged, monkeypatch):
+    # Given records 1-10 and their seal expired and gone
+    _clock(monkeypatch, aged + 91 * DAY)
+    _ttl_sweep()
+    _ttl_sweep(chain="seal")
+    # When the next batch comes
+    audit_writer.handle_batch(_sqs_event([_at(f"c{i}", aged + 91 * DAY) for i in range(3)]))
+    # Then it follows the last seal (11-15, which the head's batch holds and DynamoDB still has)
+    last, newest = seals()
+    assert (newest["first_seq"], newest["last_seq"], newest["prev_seal"]) == (16, 18, audit_trail.seal_digest(last))
+    verdict = audit_verify.verify()
+    assert verdict.problems == [] and (verdict.records, verdict.archived, verdict.expired_seals) == (8, 18, 1)
+
+
+def test_after_a_quiet_spell_longer_than_the_window_the_writer_stores_the_heads_batch_again_harmlessly(aged, monkeypatch):
+    # Given no event for longer than the window: every record and seal expired and gone, the head's
+    # batch (11-15) with them
+    _clock(monkeypatch, aged + 151 * DAY)
+    assert _ttl_sweep() == list(range(1, 16)) and _ttl_sweep(chain="seal") == [10, 15]
+    # When the next batch comes
+    audit_writer.handle_batch(_sqs_event([_at(f"c{i}", aged + 151 * DAY) for i in range(3)]))
+    # Then the writer, not finding the head's seal, stored that batch again: the same records and
+    # seal, already past their expiry (TTL deletes them again), and no second archive object
+    assert [s["last_seq"] for s in seals()] == [15, 18]
+    assert [int(i.seq) for i in audit_trail.AuditRecord.query(audit_trail.TRAIL)] == list(range(11, 19))
+    versions = s3().list_object_versions(Bucket=settings().audit_bucket, Prefix=audit_trail.ARCHIVE_PREFIX)["Versions"]
+    assert sorted(v["Key"] for v in versions) == [audit_trail.archive_key(1, 10), audit_trail.archive_key(11, 15), audit_trail.archive_key(16, 18)]
+    # And the new batch follows the archive's chain, and the trail verifies, before and after TTL's next sweep
+    assert seals()[1]["prev_seal"] == audit_trail.seal_digest(seals()[0])
+    assert audit_verify.verify().problems == []
+    assert _ttl_sweep() == list(range(11, 16)) and _ttl_sweep(chain="seal") == [15]
+    verdict = audit_verify.verify()
+    assert verdict.problems == [] and (verdict.records, verdict.archived, verdict.expired, verdict.expired_seals) == (3, 18, 15, 2)
 
 
 # ---- tampering with the archive ---------------------------------------------------

@@ -29,9 +29,10 @@ holds the chain's end and the last batch the writer committed.
 
 DynamoDB keeps a record for the hot window only: its `expires` (DynamoDB TTL,
 epoch seconds, not part of the record's hashed form) is its time plus
-AUDIT_HOT_DAYS.  Seals and the head never expire (a seal is one small item
-a batch, and keeping them keeps DynamoDB's chain of seals whole); the archive
-keeps every record and seal for AUDIT_RETENTION_DAYS.
+AUDIT_HOT_DAYS.  A seal's `expires` is the latest of the records it covers
+(it leaves with the last of them, never before one); the head never expires.
+The archive keeps every record and seal for AUDIT_RETENTION_DAYS, so
+DynamoDB's chain of seals starts where the archive's expired ones end.
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ class AuditRecord(Model):
     detail = MapAttribute(null=True)
     prev_hash = UnicodeAttribute(null=True)
     hash = UnicodeAttribute(null=True)
-    # Only on records: when DynamoDB's TTL may delete it (see expires_at).
+    # On records and seals: when DynamoDB's TTL may delete it (expires_at, seal_expires_at).
     expires = TTLAttribute(null=True)
     # Only on seals.
     first_seq = NumberAttribute(null=True)
@@ -220,6 +221,17 @@ def expires_at(record: dict[str, Any], hot_days: int) -> int | None:
     return None if start is None else start + hot_days * DAY
 
 
+def seal_expires_at(records: list[dict[str, Any]], hot_days: int) -> int | None:
+    """When a seal leaves DynamoDB (epoch seconds): when the last of the records
+    it covers does (the latest `expires_at`), so it never leaves before one of
+    them; None, never, if one of them never does.  Not the seal's `written_at`:
+    a record's `at` is the submitter's clock and may be later than the writer's.
+    The verifier computes it again from the archived records, never from
+    DynamoDB's `expires`."""
+    times = [expires_at(r, hot_days) for r in records]
+    return None if not times or None in times else max(t for t in times if t is not None)
+
+
 def window_start(now: int, hot_days: int) -> str:
     """The time (as `at` is written) from which DynamoDB holds every record:
     one at or after it has not expired (`expires_at` is not before `now`)."""
@@ -242,11 +254,16 @@ def record_item(record: dict[str, Any]) -> AuditRecord:
     return item
 
 
-def seal_item(seal: dict[str, Any]) -> AuditRecord:
-    return AuditRecord(
+def seal_item(seal: dict[str, Any], records: list[dict[str, Any]] | None = None) -> AuditRecord:
+    """A seal as DynamoDB stores it; given the records it covers, with `expires`."""
+    item = AuditRecord(
         SEAL, seal["last_seq"], first_seq=seal["first_seq"], hashes=seal["hashes"], prev_seal=seal["prev_seal"],
         written_at=seal["written_at"], mac=seal["mac"],
     )
+    expires = seal_expires_at(records, settings().audit_hot_days) if records else None
+    if expires is not None:
+        item.expires = datetime.fromtimestamp(expires, tz=timezone.utc)
+    return item
 
 
 def generate_mac(message: bytes) -> str:

@@ -27,9 +27,15 @@ The archive is the complete trail; DynamoDB keeps records for the hot window
 DynamoDB only once it has expired: its time, read from its archived copy
 (locked, and vouched for by the digest its seal lists; never DynamoDB's
 `expires`, which whoever can write the table can change), plus the hot
-window is in the past.  DynamoDB's chain is checked across such gaps with
-the digests its seals (kept for ever) list.  A record DynamoDB still holds,
-expired or not, must equal its archived copy.
+window is in the past.  A seal may be missing from DynamoDB only once the
+last of the records it covers has expired, judged the same way from the
+archive's copies, and only while its archived copy has a valid MAC and
+belongs to the archive's chain of seals (from the first, each following the
+one before).  DynamoDB's chain is checked with such expired seals taken from
+the archive: its first seal (and any after a gap) must follow the archived
+seal before it, and a record after a gap must link to the digest the seals
+list for the one before.  A record or seal DynamoDB still holds, expired or
+not, must equal its archived copy.
 
 It reports every problem, the first bad record, and its rate in records a second.
 """
@@ -58,6 +64,7 @@ from carekey.audit_trail import (
     pending_batch,
     seal_canonical,
     seal_digest,
+    seal_expires_at,
     stored_form,
     stored_seal,
     subject_of,
@@ -73,6 +80,7 @@ class Verdict:
     records: int = 0
     archived: int = 0
     expired: int = 0  # archived records past the hot window that DynamoDB no longer holds
+    expired_seals: int = 0  # archived seals past the hot window that DynamoDB no longer holds
     problems: list[tuple[int, str]] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -276,6 +284,37 @@ def _expired(archive: list[dict[str, Any]], archive_seals: list[dict[str, Any]],
     return frozenset(out)
 
 
+def _expired_seals(archive: list[dict[str, Any]], archive_seals: list[dict[str, Any]], macs: set[tuple[bytes, str]]) -> dict[int, dict[str, Any]]:
+    """The archived seals past the hot window, by last seq: each in the archive's
+    chain of seals (a valid MAC, following the seal before it from the first; past
+    a break, which the archive's check reports, none), covering archived records
+    whose digests it lists, the last of which has expired (`seal_expires_at`,
+    judged from those copies, never from DynamoDB's `expires`)."""
+    in_archive = {r["seq"]: r for r in archive if isinstance(r.get("seq"), int)}
+    hot_days, now = settings().audit_hot_days, store.now()
+    out: dict[int, dict[str, Any]] = {}
+    prev, expected = GENESIS, 1
+    for s in archive_seals:
+        first, last, hashes = s.get("first_seq"), s.get("last_seq"), s.get("hashes")
+        if not (
+            isinstance(first, int)
+            and isinstance(last, int)
+            and isinstance(hashes, list)
+            and first == expected
+            and len(hashes) == last - first + 1
+            and s.get("prev_seal") == prev
+            and (seal_canonical(s), str(s.get("mac"))) in macs
+        ):
+            break
+        covered = [in_archive.get(seq) for seq in range(first, last + 1)]
+        if all(r is not None and digest(r) == h for r, h in zip(covered, hashes, strict=True)):
+            expires = seal_expires_at([r for r in covered if r is not None], hot_days)
+            if expires is not None and expires < now:  # DynamoDB's TTL deletes once its time is past
+                out[last] = s
+        prev, expected = seal_digest(s), last + 1
+    return out
+
+
 def verify() -> Verdict:
     started = time.perf_counter()
     verdict = Verdict()
@@ -283,6 +322,16 @@ def verify() -> Verdict:
     archive, archive_seals = _archive_records(verdict)
     verdict.records, verdict.archived = len(table), len(archive)
     in_table = {r["seq"] for r in table}
+    macs: set[tuple[bytes, str]] = set()
+    _verify_macs(archive_seals, macs)
+    # Past the hot window DynamoDB's TTL deletes a record (within days, so it may still be there),
+    # and a seal once the last record it covers has expired.  DynamoDB's chain of seals is checked
+    # with the expired ones it no longer holds taken from the archive.
+    expired = _expired(archive, archive_seals, macs) - in_table
+    held = {s["last_seq"] for s in table_seals}
+    gone_seals = {last: s for last, s in _expired_seals(archive, archive_seals, macs).items() if last not in held}
+    verdict.expired, verdict.expired_seals = len(expired), len(gone_seals)
+    chain_seals = sorted([*table_seals, *gone_seals.values()], key=lambda s: s["last_seq"])
 
     # The writer's last committed batch (in the head) may not be stored yet,
     # in either copy: its records may lack their seal, or be missing.
@@ -292,8 +341,8 @@ def verify() -> Verdict:
     pending_seal = committed["seal"]
     if pending_seal is None or pending_seal["last_seq"] != int(head.last_seq or 0) or seal_digest(pending_seal) != head.last_seal:
         pending, pending_seal = set(), None
-    elif any(s.get("last_seq") == pending_seal["last_seq"] for s in table_seals):
-        pending = set()  # stored: checked like every other batch
+    elif any(s.get("last_seq") == pending_seal["last_seq"] for s in chain_seals):
+        pending = set()  # stored (its seal in DynamoDB, or expired from it): checked like every other batch
     if pending_seal is not None and pending:
         # The writer's last batch is excused from being stored, not from being the writer's:
         # its seal (in the head) must carry a valid MAC, follow the seal before it, and list
@@ -301,12 +350,7 @@ def verify() -> Verdict:
         listed = pending_seal.get("hashes")
         if not isinstance(listed, list) or [digest(r) for r in committed["records"]] != listed:
             verdict.add(int(pending_seal["first_seq"]), "DynamoDB: the head's last batch does not match its seal")
-    macs: set[tuple[bytes, str]] = set()
-    _verify_macs(archive_seals, macs)
-    # Past the hot window DynamoDB's TTL deletes a record (within days, so it may still be there).
-    expired = _expired(archive, archive_seals, macs) - in_table
-    verdict.expired = len(expired)
-    _check_chain(table, _with_pending(table_seals, pending_seal, pending), "DynamoDB", verdict, macs, pending, expired)
+    _check_chain(table, _with_pending(chain_seals, pending_seal, pending), "DynamoDB", verdict, macs, pending, expired)
     _check_chain(archive, _with_pending(archive_seals, pending_seal, pending), "archive", verdict, macs, pending)
 
     in_archive = {r["seq"]: r for r in archive if isinstance(r.get("seq"), int)}
@@ -323,9 +367,9 @@ def verify() -> Verdict:
     elif head_seq != end_seq or (head.last_hash or GENESIS) != end_hash:
         verdict.add(min(end_seq, head_seq) + 1, f"DynamoDB: the head says the chain ends at record {head_seq}, it ends at {end_seq}")
     if head is not None and head_seq and not pending:
-        last_seal = seal_digest(table_seals[-1]) if table_seals else GENESIS
+        last_seal = seal_digest(chain_seals[-1]) if chain_seals else GENESIS
         if (head.last_seal or GENESIS) != last_seal:
-            after = int(table_seals[-1]["last_seq"]) + 1 if table_seals else 1
+            after = int(chain_seals[-1]["last_seq"]) + 1 if chain_seals else 1
             verdict.add(after, "DynamoDB: the head's last seal is not the last seal stored (a batch removed or a seal replaced)")
 
     # The two copies must agree, but for the records past the hot window DynamoDB no longer holds.
@@ -348,7 +392,9 @@ def verify() -> Verdict:
     for last, s in sorted(archived_seals.items(), key=lambda kv: kv[0] if isinstance(kv[0], int) else -1):
         if pending_seal is not None and last == pending_seal["last_seq"] and pending:
             continue  # archived, seal not yet in DynamoDB: the writer's last step
-        verdict.add(s.get("first_seq") or 0, f"the seal of records {s.get('first_seq')}-{last} is in the archive but not in DynamoDB")
+        if last in gone_seals:
+            continue  # past the hot window: DynamoDB's TTL deleted it
+        verdict.add(s.get("first_seq") or 0, f"the seal of records {s.get('first_seq')}-{last} is in the archive but not in DynamoDB (removed from the table before its hot window ended)")
     verdict.problems.sort()
     verdict.seconds = time.perf_counter() - started
     return verdict

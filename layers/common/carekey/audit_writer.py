@@ -18,8 +18,14 @@ arrive in submission order and one at a time.  For each batch it:
 6. stores the batch: its records in DynamoDB (each with `expires`, its
    time plus AUDIT_HOT_DAYS, after which DynamoDB's TTL deletes it), one
    object in the Object-Locked bucket (never over an existing object), then
-   its seal in DynamoDB, last, so a stored seal means a stored batch.  Seals
-   and the head never expire; the archive keeps everything.
+   its seal in DynamoDB, last, so a stored seal means a stored batch.  The
+   seal's `expires` is its latest record's, so it leaves DynamoDB with the
+   last of them; the head never expires; the archive keeps everything.
+
+Step 2 looks up one seal only, that of the batch the head holds: the last
+one written, in the hot window unless no event came for longer than it.  If
+TTL has deleted it then, the batch is stored again: the same records and
+seal (already expired, deleted again by TTL) and no second archive object.
 
 Per batch that is one MAC, one head write and one S3 object, whatever the
 batch's size.  Any failure raises: the whole batch comes back after the
@@ -138,7 +144,7 @@ def _store(batch: dict[str, Any]) -> None:
         if exc.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "412"):
             raise
         logger.info("audit batch already archived", extra={"audit_first_seq": first, "audit_last_seq": last})
-    seal_item(seal).save()
+    seal_item(seal, records).save()
 
 
 def seal_batch(records: list[dict[str, Any]], prev_seal: str, written_at: str) -> dict[str, Any]:
