@@ -79,7 +79,13 @@ def verify() -> int:
         print(f"TAMPERED at record {seq}: {problem}")
     from carekey.config import settings
 
-    past = f" ({verdict.expired} past the {settings().audit_hot_days}-day hot window, there only)" if verdict.expired else ""
+    def count(n: int, what: str) -> str:
+        return f"{n} {what}{'' if n == 1 else 's'}"
+
+    past = ""
+    if verdict.expired or verdict.expired_seals:
+        gone = f"{count(verdict.expired, 'record')} and {count(verdict.expired_seals, 'seal')}"
+        past = f" ({gone} past the {settings().audit_hot_days}-day hot window, there only)"
     summary = (
         f"{verdict.records} audit records in DynamoDB, {verdict.archived} in the locked archive{past}, "
         f"verified in {verdict.seconds:.2f}s ({verdict.rate:,.0f} records/s): "

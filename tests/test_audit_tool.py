@@ -71,7 +71,7 @@ def test_the_make_verbs_print_one_line_without_a_traceback(tmp_path):
 
 
 def test_an_export_is_the_whole_trail_from_the_locked_archive(api, monkeypatch, capsys):
-    # Given a person's trail, then 91 days later DynamoDB's TTL has deleted it (past the hot window)
+    # Given a person's trail, then 91 days later DynamoDB's TTL has deleted it, records and seals (past the hot window)
     api.verified_user("old@example.com")
     api.login("old@example.com")
     written = [int(item.seq) for item in audit_trail.AuditRecord.query(audit_trail.TRAIL)]  # all about them
@@ -79,9 +79,16 @@ def test_an_export_is_the_whole_trail_from_the_locked_archive(api, monkeypatch, 
     later = store.now() + 91 * 86400
     monkeypatch.setattr(store, "now", lambda: later)
     ddb = boto3.client("dynamodb")
-    for item in audit_trail.AuditRecord.query(audit_trail.TRAIL):
-        ddb.delete_item(TableName=settings().audit_table, Key={"chain": {"S": "trail"}, "seq": {"N": str(item.seq)}})
+    sealed = [int(item.seq) for item in audit_trail.AuditRecord.query(audit_trail.SEAL)]
+    for chain, seqs in (("trail", written), ("seal", sealed)):
+        for seq in seqs:
+            ddb.delete_item(TableName=settings().audit_table, Key={"chain": {"S": chain}, "seq": {"N": str(seq)}})
     assert audit_verify.verify().problems == []
+    # And verify says what is in the archive only
+    capsys.readouterr()
+    assert audit_tool.verify() == 0
+    seals = f"{len(sealed)} seal{'' if len(sealed) == 1 else 's'}"
+    assert f"0 audit records in DynamoDB, 3 in the locked archive (3 records and {seals} past the 90-day hot window, there only)" in capsys.readouterr().out
     # When it is exported
     capsys.readouterr()
     assert audit_tool.export("Old@Example.com") == 0
