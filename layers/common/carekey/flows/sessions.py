@@ -198,21 +198,30 @@ def _routine_rotation(call: Call[RefreshRequest], presented: tokens.RefreshToken
     ):
         return None
     following = presented.next()
-    if not store.rotate_session(
+    if not _rotate(call, presented, following, now, audited=False, as_read=session):
+        return None
+    return _pair(following, int(session.token_version), call.issuer)
+
+
+def _rotate(
+    call: Call[RefreshRequest], presented: tokens.RefreshToken, following: tokens.RefreshToken, now: int,
+    audited: bool, as_read: store.SessionItem | None = None,
+) -> bool:
+    """Move the presented token's session on to `following`, by the one conditional write."""
+    cfg = settings()
+    return store.rotate_session(
         presented.session_id,
         presented.generation,
         presented.digest,
         following.digest,
         cfg.refresh_token_hours * 3600,
-        idle_cutoff=now - idle,
-        created_after=now - lifetime,
+        idle_cutoff=now - cfg.session_idle_minutes * 60,
+        created_after=now - cfg.session_max_hours * 3600,
         ip=call.client.ip,
         user_agent=call.client.user_agent,
-        audited=False,
-        as_read=session,
-    ):
-        return None
-    return _pair(following, int(session.token_version), call.issuer)
+        audited=audited,
+        as_read=as_read,
+    )
 
 
 def _refresh_from(
@@ -236,18 +245,7 @@ def _refresh_from(
     if presented.generation == int(session.generation):
         following = presented.next()
         why = _why_audit_rotation(session, call.client, now, cfg.refresh_audit_minutes * 60)
-        if store.rotate_session(
-            presented.session_id,
-            presented.generation,
-            presented.digest,
-            following.digest,
-            cfg.refresh_token_hours * 3600,
-            idle_cutoff=now - idle,
-            created_after=now - lifetime,
-            ip=call.client.ip,
-            user_agent=call.client.user_agent,
-            audited=why is not None,
-        ):
+        if _rotate(call, presented, following, now, audited=why is not None):
             if why is not None:
                 try:
                     audit.record("refresh", "success", call.client, user_id=user.user_id, detail={**_unaudited(session, 1), "why": why})
