@@ -19,6 +19,7 @@ from local.template import ROOT
 
 FUZZ_ENV = {
     "BCRYPT_COST": "4",
+    "ARGON2_MEMORY_KIB": "1024",
     "ACCESS_TOKEN_MINUTES": "60",
     "OTP_RESEND_COOLDOWN_SECONDS": "0",
     "OTP_SENDS_PER_HOUR": "1000000",

@@ -28,6 +28,8 @@ STACK = Stack(name="carekey-test")
 os.environ.update(STACK.service_environment())
 os.environ["TOKEN_ISSUER"] = "http://127.0.0.1:3000"  # the API's URL, as the test client calls it
 os.environ["BCRYPT_COST"] = "4"  # the policy is tested separately; keeps the suite fast
+os.environ["ARGON2_MEMORY_KIB"] = "1024"  # likewise: the password hash at its lightest
+os.environ["ARGON2_ITERATIONS"] = "1"
 
 import boto3  # noqa: E402
 import pytest  # noqa: E402

@@ -123,7 +123,7 @@ def aws_requests(monkeypatch):
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _EPOCH = re.compile(r"\b1[0-9]{9}\b")
-_BCRYPT = re.compile(r"\$2b\$[0-9]{2}\$[./A-Za-z0-9]{53}")
+_PASSWORD_HASH = re.compile(r"\$2b\$[0-9]{2}\$[./A-Za-z0-9]{53}|\$argon2id\$v=19\$m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+")
 
 
 def _shape(calls: list[tuple[str, str, str]], email: str) -> tuple[tuple[str, str, int, str], ...]:
@@ -133,7 +133,7 @@ def _shape(calls: list[tuple[str, str, str]], email: str) -> tuple[tuple[str, st
     out = []
     for service, operation, params in calls:
         masked = params.replace(email, "<email>").replace(otp.email_key(email), "<email-hash>")
-        masked = _BCRYPT.sub("<bcrypt>", _EPOCH.sub("<time>", _UUID.sub("<uuid>", masked)))
+        masked = _PASSWORD_HASH.sub("<password-hash>", _EPOCH.sub("<time>", _UUID.sub("<uuid>", masked)))
         out.append((service, operation, len(params), masked))
     return tuple(out)
 

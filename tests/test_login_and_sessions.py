@@ -83,19 +83,43 @@ def test_wrong_password_and_unknown_email_get_the_same_401(api):
     assert wrong.json()["error"] == "Invalid credentials"
 
 
-def test_a_wrong_password_costs_the_same_bcrypt_checks_whatever_the_email(api, monkeypatch):
-    # Given an account, a pending sign-up and an unknown address
+def test_a_wrong_password_costs_the_same_whatever_the_account_or_none(api, monkeypatch):
+    # Given an Argon2id account, a bcrypt-era account, a pending sign-up and an unknown address,
+    # and a bcrypt check at BCRYPT_COST that costs 0.2 s here
     api.verified_user("pat@example.com")
+    api.verified_user("old@example.com")
+    old = store.user_by_email("old@example.com")
+    store.UserItem(old.pk).update(actions=[store.UserItem.password_hash.set(passwords.bcrypt_hash(PASSWORD, cost=4))])
     api.register("sam@example.com")
-    costs: dict[str, list[int]] = {}
-    real = bcrypt.checkpw
-    for email in ("pat@example.com", "sam@example.com", "ghost@example.com"):
-        spent = costs.setdefault(email, [])
-        monkeypatch.setattr(passwords.bcrypt, "checkpw", lambda pw, h, spent=spent: spent.append(int(h[4:6])) or real(pw, h))
+    monkeypatch.setattr(passwords, "bcrypt_check_seconds", lambda: 0.2)
+    checks: list[passwords.Check] = []
+    slept: list[float] = []
+    for name in ("check", "dummy_check"):
+        real = getattr(passwords, name)
+        monkeypatch.setattr(passwords, name, lambda *a, real=real: checks.append(real(*a)) or checks[-1])
+    monkeypatch.setattr(passwords.time, "sleep", slept.append)
+    spent = {}
+    for email in ("pat@example.com", "old@example.com", "sam@example.com", "ghost@example.com"):
+        checks.clear(), slept.clear()
         # When a wrong password is tried
         assert api.post("/login", {"email": email, "password": "not-the-password"}).status == 401
-    # Then each costs two checks at the configured cost: the account's (or a dummy) and a sign-up's (or a dummy)
-    assert costs == {"pat@example.com": [4, 4], "sam@example.com": [4, 4], "ghost@example.com": [4, 4]}
+        # Then the first check (the account's or a dummy) and its top-up come to the bcrypt check's time
+        assert len(slept) == 1
+        spent[email] = round(checks[0].seconds + slept[0], 6)
+    assert spent == dict.fromkeys(spent, 0.2)
+
+
+def test_the_failure_floor_is_one_bcrypt_check_at_the_configured_cost(monkeypatch, settings_override):
+    # Given BCRYPT_COST 6
+    settings_override(BCRYPT_COST="6")
+    costs: list[bytes] = []
+    real = bcrypt.checkpw
+    monkeypatch.setattr(passwords.bcrypt, "checkpw", lambda pw, h: costs.append(h[:7]) or real(pw, h))
+    passwords._bcrypt_seconds.cache_clear()
+    # When the floor is measured, twice
+    first, second = passwords.bcrypt_check_seconds(), passwords.bcrypt_check_seconds()
+    # Then one real bcrypt check at cost 6 measured it, once per environment
+    assert costs == [b"$2b$06$"] and first == second > 0
 
 
 def test_unverified_account_is_told_only_after_the_right_password(api):
@@ -115,12 +139,12 @@ def test_deactivated_account_is_refused(api):
     assert r.status == 403 and r.json()["error"] == "Account deactivated"
 
 
-def test_login_rehashes_when_the_cost_changes(api, settings_override):
+def test_login_rehashes_when_the_hash_parameters_change(api, settings_override):
     api.verified_user("pat@example.com")
-    assert "$2b$04$" in store.user_by_email("pat@example.com").password_hash
-    settings_override(BCRYPT_COST="5")
+    assert "$m=1024,t=1,p=1$" in store.user_by_email("pat@example.com").password_hash
+    settings_override(ARGON2_ITERATIONS="2")
     api.login("pat@example.com")
-    assert "$2b$05$" in store.user_by_email("pat@example.com").password_hash
+    assert "$m=1024,t=2,p=1$" in store.user_by_email("pat@example.com").password_hash
     api.login("pat@example.com")
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import unicodedata
 
+import argon2
 import bcrypt
 import pytest
 from carekey import keys, passwords, store
@@ -43,31 +45,60 @@ def test_context_words_are_refused():
 
 
 def test_nfkc_normalisation_makes_equivalent_forms_one_password():
-    stored = passwords.hash_password("ﬁsh-and-chips-42", cost=4)  # U+FB01 ligature
+    stored = passwords.hash_password("ﬁsh-and-chips-42")  # U+FB01 ligature
     assert passwords.verify_password("fish-and-chips-42", stored)
 
 
 def test_no_truncation_past_72_bytes():
     base = "a" * 80
-    stored = passwords.hash_password(base + "1", cost=4)
+    stored = passwords.hash_password(base + "1")
     assert passwords.verify_password(base + "1", stored)
     assert not passwords.verify_password(base + "2", stored)
 
 
 def test_hash_format_and_rehash_detection(settings_override):
-    stored = passwords.hash_password("some-long-passphrase", cost=4)
-    assert stored.startswith("bcrypt-hmac-sha256$$2b$04$")
-    settings_override(BCRYPT_COST="4")
+    # Given a password hashed at the configured Argon2id parameters
+    stored = passwords.hash_password("some-long-passphrase")
+    # Then it names its format, Argon2id's variant and parameters
+    assert stored.startswith("argon2id-hmac-sha256$$argon2id$v=19$m=1024,t=1,p=1$")
     assert not passwords.needs_rehash(stored)
-    settings_override(BCRYPT_COST="12")
+    # When the parameters change, it needs a rehash (either of them)
+    settings_override(ARGON2_MEMORY_KIB="2048")
     assert passwords.needs_rehash(stored)
+    settings_override(ARGON2_MEMORY_KIB="1024", ARGON2_ITERATIONS="2")
+    assert passwords.needs_rehash(stored)
+    # And a hash made at the new parameters still verifies the same password, and the old one too
+    assert passwords.verify_password("some-long-passphrase", passwords.hash_password("some-long-passphrase"))
+    assert passwords.verify_password("some-long-passphrase", stored)
 
 
-def test_default_cost_is_twelve(monkeypatch):
+def test_defaults_are_owasp_argon2id_and_bcrypt_twelve_for_earlier_hashes(monkeypatch):
     from carekey.config import Settings
 
-    monkeypatch.delenv("BCRYPT_COST", raising=False)
-    assert Settings.model_validate({}).bcrypt_cost == 12
+    for name in ("BCRYPT_COST", "ARGON2_MEMORY_KIB", "ARGON2_ITERATIONS"):
+        monkeypatch.delenv(name, raising=False)
+    defaults = Settings.model_validate({})
+    assert (defaults.argon2_memory_kib, defaults.argon2_iterations, defaults.bcrypt_cost) == (47104, 1, 12)
+
+
+def test_the_template_keeps_argon2id_at_or_above_owasps_floor():
+    from local.template import Stack
+
+    params = Stack().template["Parameters"]
+    assert params["Argon2MemoryKiB"]["MinValue"] >= 19456 and params["Argon2MemoryKiB"]["Default"] >= 47104
+    assert params["Argon2Iterations"]["Default"] >= 1
+    # And the hash fits the password functions with room to spare
+    assert params["Argon2MemoryKiB"]["Default"] / 1024 + 100 <= min(params["PasswordFunctionMemorySize"]["AllowedValues"])
+
+
+def test_bcrypt_era_hashes_verify_and_need_a_rehash(settings_override):
+    # Given an account hashed before Argon2id (the keyed pre-hash under bcrypt)
+    stored = passwords.bcrypt_hash("some-long-passphrase", cost=4)
+    assert stored.startswith("bcrypt-hmac-sha256$$2b$04$")
+    # Then it verifies the right password only, and the next login rehashes it
+    assert passwords.verify_password("some-long-passphrase", stored)
+    assert not passwords.verify_password("some-long-passphrasf", stored)
+    assert passwords.needs_rehash(stored)
 
 
 # ---- length as typed and as normalised -------------------------------------------------
@@ -100,16 +131,20 @@ def _sha256_prehash(password: str) -> bytes:
 
 def test_a_stolen_hash_cannot_be_checked_with_sha256_alone():
     # Given a stored hash and an attacker who knows the password candidate but not the pepper
-    stored = passwords.hash_password("violet-kettle-harbour-42", cost=4)
-    bcrypt_part = stored.split("$", 1)[1].encode()
-    # When they feed bcrypt the unkeyed SHA-256 pre-hash of the right candidate
-    # Then it does not match: the pre-hash needs the pepper
-    assert not bcrypt.checkpw(_sha256_prehash("violet-kettle-harbour-42"), bcrypt_part)
+    stored = passwords.hash_password("violet-kettle-harbour-42")
+    argon2_part = stored.split("$", 1)[1]
+    # When they feed Argon2id the password itself, or its unkeyed SHA-256 pre-hash
+    # Then neither matches: the pre-hash needs the pepper
+    hasher = argon2.PasswordHasher()
+    for candidate in (b"violet-kettle-harbour-42", _sha256_prehash("violet-kettle-harbour-42"),
+                      hashlib.sha256(b"violet-kettle-harbour-42").hexdigest().encode()):
+        with pytest.raises(argon2.exceptions.VerifyMismatchError):
+            hasher.verify(argon2_part, candidate)
     assert passwords.verify_password("violet-kettle-harbour-42", stored)
 
 
 def test_the_pre_hash_depends_on_the_pepper(monkeypatch):
-    stored = passwords.hash_password("violet-kettle-harbour-42", cost=4)
+    stored = passwords.hash_password("violet-kettle-harbour-42")
     monkeypatch.setattr(keys, "_pepper", lambda: b"another pepper")
     assert not passwords.verify_password("violet-kettle-harbour-42", stored)
 
@@ -128,7 +163,8 @@ def test_earlier_hashes_still_verify_and_need_a_rehash(settings_override):
 
 @pytest.mark.parametrize(
     "stored",
-    ["", "$", "$2b$04$" + "A" * 53, "bcrypt-sha256$", "bcrypt-hmac-sha256$not-bcrypt", "pbkdf2_sha256$1$salt$hash", "unknown$x"],
+    ["", "$", "$2b$04$" + "A" * 53, "bcrypt-sha256$", "bcrypt-hmac-sha256$not-bcrypt", "pbkdf2_sha256$1$salt$hash", "unknown$x",
+     "argon2id-hmac-sha256$", "argon2id-hmac-sha256$not-argon2", "argon2id-hmac-sha256$$argon2id$v=19$m=1024,t=1,p=1$AAAA$AAAA"],
 )
 def test_unknown_or_malformed_hashes_match_nothing(stored):
     assert passwords.verify_password("some-long-passphrase", stored) is False
@@ -151,16 +187,24 @@ def test_formats_are_dispatched_by_their_prefix():
         passwords._FORMATS.pop("test_format")
 
 
-def test_login_rehashes_an_earlier_hash_into_the_current_format(api):
-    # Given an account whose password was stored with the unkeyed pre-hash
+@pytest.mark.parametrize("earlier", ["unkeyed bcrypt", "keyed bcrypt", "argon2id at other parameters"])
+def test_login_rehashes_an_earlier_hash_into_the_current_format(api, settings_override, earlier):
+    # Given an account whose password was stored in an earlier format
     api.verified_user("legacy@example.com")
     user = store.user_by_email("legacy@example.com")
-    store.UserItem(user.pk).update(actions=[store.UserItem.password_hash.set(_legacy_hash(PASSWORD))])
+    if earlier == "argon2id at other parameters":
+        settings_override(ARGON2_MEMORY_KIB="2048")
+        old = passwords.hash_password(PASSWORD)
+        settings_override(ARGON2_MEMORY_KIB="1024")
+    else:
+        old = _legacy_hash(PASSWORD) if earlier == "unkeyed bcrypt" else passwords.bcrypt_hash(PASSWORD, cost=4)
+    store.UserItem(user.pk).update(actions=[store.UserItem.password_hash.set(old)])
     # When its owner logs in
     api.login("legacy@example.com")
-    # Then the stored hash is in the current format and still opens the account
+    # Then the stored hash is Argon2id at the configured parameters and still opens the account
     stored = store.user_by_email("legacy@example.com").password_hash
-    assert stored.startswith("bcrypt-hmac-sha256$") and passwords.verify_password(PASSWORD, stored)
+    assert stored != old and stored.startswith("argon2id-hmac-sha256$$argon2id$v=19$m=1024,t=1,p=1$")
+    assert passwords.verify_password(PASSWORD, stored) and not passwords.needs_rehash(stored)
     api.login("legacy@example.com")
 
 
@@ -190,3 +234,16 @@ def test_reset_password_refuses_the_current_password_and_keeps_the_code(api, set
     fresh = {**same, "new_password": "bright-harbour-compass-31", "confirm_password": "bright-harbour-compass-31"}
     assert api.post("/reset-password", fresh).status == 200
     api.login("same-reset@example.com", "bright-harbour-compass-31")
+
+
+def test_a_password_hash_in_a_log_message_is_redacted():
+    # Given the service's log filter and a message that carries each format's hash
+    from carekey import observability
+
+    argon2_hash = passwords.hash_password("violet-kettle-harbour-42").split("$", 1)[1]
+    bcrypt_hash = passwords.bcrypt_hash("violet-kettle-harbour-42", cost=4).split("$", 1)[1]
+    record = logging.LogRecord("carekey", logging.INFO, __file__, 1, f"hashes {argon2_hash} and {bcrypt_hash}", None, None)
+    # When the filter sees it
+    assert observability._Redact().filter(record)
+    # Then neither hash survives
+    assert record.msg == "hashes [redacted] and [redacted]"

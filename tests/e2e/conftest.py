@@ -10,7 +10,7 @@ from local import runner
 
 @pytest.fixture(scope="module")
 def local_api(tmp_path_factory):
-    api = runner.start(tmp_path_factory.mktemp("local-api"), BCRYPT_COST="4", OTP_RESEND_COOLDOWN_SECONDS="0")
+    api = runner.start(tmp_path_factory.mktemp("local-api"), BCRYPT_COST="4", ARGON2_MEMORY_KIB="1024", OTP_RESEND_COOLDOWN_SECONDS="0")
     yield api
     api.stop()
 

@@ -62,6 +62,12 @@ class Settings(BaseModel):
     # recorded at once, and a logout records the rotations not yet recorded.
     refresh_audit_minutes: int = Field(60, ge=0, le=720, alias="REFRESH_AUDIT_MINUTES")
 
+    # Argon2id (one lane): the password hash.  The template keeps both at or
+    # above OWASP's floor (19 MiB with 2 passes, or 46 MiB with 1); tests run lighter.
+    argon2_memory_kib: int = Field(47104, ge=1024, le=1048576, alias="ARGON2_MEMORY_KIB")
+    argon2_iterations: int = Field(1, ge=1, le=10, alias="ARGON2_ITERATIONS")
+    # The bcrypt cost of accounts hashed before Argon2id: their checks, and the
+    # time every failed password check is made to take (see carekey.passwords).
     bcrypt_cost: int = Field(12, ge=4, le=16, alias="BCRYPT_COST")
     password_min_length: int = Field(8, ge=8, le=64, alias="PASSWORD_MIN_LENGTH")
     password_max_length: int = Field(256, ge=64, le=4096, alias="PASSWORD_MAX_LENGTH")

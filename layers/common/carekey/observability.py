@@ -8,7 +8,7 @@ and leaves support on 2027-02-25, so the service does not import it.
 
 Log lines carry event names and opaque ids only: never an email, password,
 code or token.  The `redact` filter below is a second line of defence that
-scrubs anything shaped like a JWT, a refresh token or a bcrypt hash should one slip through.
+scrubs anything shaped like a JWT, a refresh token or a password hash (bcrypt, Argon2) should one slip through.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ _SECRET_SHAPES = re.compile(
     r"eyJ[\w-]+\.[\w-]+\.[\w-]+"  # JWT
     r"|[0-9a-f-]{36}~[0-9a-f-]{36}~[0-9]{1,9}~[0-9a-f]{64}"  # refresh token
     r"|\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}"  # bcrypt hash
+    r"|\$argon2(?:id|i|d)\$v=\d+\$m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+"  # Argon2 hash
 )
 
 

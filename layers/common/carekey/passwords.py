@@ -8,25 +8,33 @@ the person's email, name or the service's name, when entirely numeric (the
 legacy rule) or one repeated character.  Every refusal says why.
 
 Hashing: Unicode NFKC, then HMAC-SHA256 under a key derived from the pepper
-(Secrets Manager), then bcrypt.  The pre-hash keeps every character
-significant (bcrypt alone ignores bytes past 72) and keeps NUL bytes out of
-bcrypt; keying it means a stolen Users table cannot be checked offline
-against SHA-256 breach corpora without the pepper too.
+(Secrets Manager), then Argon2id (RFC 9106; OWASP's first choice for password
+storage), memory-hard so that a guess costs an attacker's GPU its memory as
+well as its time: ARGON2_MEMORY_KIB (default 47,104: 46 MiB) and
+ARGON2_ITERATIONS (default 1), one lane, OWASP's first listed configuration.
+Keying the pre-hash means a stolen Users table cannot be checked offline at
+all without the pepper too.
 
 A stored hash names its format before its first "$"; `verify_password`
 dispatches on that name, so formats can be added (or retired) without
 touching the others:
-- "bcrypt-hmac-sha256$<bcrypt hash>": the current format.
-- "bcrypt-sha256$<bcrypt hash>": the earlier, unkeyed SHA-256 pre-hash.  It
-  still verifies, and a login rehashes it into the current format.
+- "argon2id-hmac-sha256$<argon2 encoded hash>": the current format.
+- "bcrypt-hmac-sha256$<bcrypt hash>": the same keyed pre-hash under bcrypt at
+  BCRYPT_COST, the format before Argon2id.  It still verifies, and a login
+  rehashes it into the current format (as it does an Argon2id hash made with
+  other parameters).
+- "bcrypt-sha256$<bcrypt hash>": the earlier, unkeyed SHA-256 pre-hash, likewise.
 - "django$<Django's encoded hash>": an account imported from the Django
   backend (`make import-users`), checked as Django checks it
   (`carekey.django_hashes`); the first successful login rehashes it too.
 
-A wrong password costs the same whatever the account's hash: a legacy check
-cheaper than the service's own is topped up to one native check's time
-(`top_up_legacy_check`), so a failed login does not tell an imported account
-from a native one, nor either from an address with no account.
+A wrong password costs the same whatever the account's hash: a failed check
+(or the dummy check of an address with no account) is topped up to the time of
+the dearest native format an account may still hold, one bcrypt check at
+BCRYPT_COST, measured once per environment (`top_up_failed_check`), so a failed
+login does not tell a bcrypt-era account from an Argon2id one, an imported
+account from a native one, nor any of them from an address with no account.
+Only failures pay for it; a right password costs one Argon2id check.
 """
 
 from __future__ import annotations
@@ -43,15 +51,17 @@ from importlib import resources
 from typing import Callable
 
 import bcrypt
+from argon2 import PasswordHasher, Type
+from argon2.exceptions import InvalidHashError, VerificationError
 
 from carekey import django_hashes
 from carekey.config import settings
 from carekey.keys import keyed_hash
 
-CURRENT = "bcrypt-hmac-sha256"
+CURRENT = "argon2id-hmac-sha256"
+BCRYPT = "bcrypt-hmac-sha256"
 LEGACY = "django"
 _DUMMY_SALT = "CareKeyDummySaltValue."  # 22 chars: a valid salt for a hash that matches nothing
-_BCRYPT_COST = re.compile(r"^\$2[aby]\$(\d\d)\$")
 
 # (password as typed, the stored hash without its "<format>$" prefix) -> whether it matches
 Verifier = Callable[[str, str], bool]
@@ -77,7 +87,7 @@ def normalise(password: str) -> str:
 
 
 def _prehash(password: str) -> bytes:
-    # 64 hex characters: under bcrypt's 72-byte limit, no NUL bytes.
+    # 64 hex characters: under bcrypt's 72-byte limit, no NUL bytes; the same for Argon2id.
     return keyed_hash("password", normalise(password)).encode("ascii")
 
 
@@ -92,8 +102,31 @@ def _bcrypt_matches(prehashed: bytes, bcrypt_hash: str) -> bool:
         return False
 
 
+@lru_cache(maxsize=4)
+def _hasher(memory_kib: int, iterations: int) -> PasswordHasher:
+    return PasswordHasher(time_cost=iterations, memory_cost=memory_kib, parallelism=1, hash_len=32, salt_len=16, type=Type.ID)
+
+
+def _argon2() -> PasswordHasher:
+    cfg = settings()
+    return _hasher(cfg.argon2_memory_kib, cfg.argon2_iterations)
+
+
+def _argon2_matches(prehashed: bytes, encoded: str) -> bool:
+    try:
+        # argon2-cffi's verify compares in constant time; the hash names its own parameters.
+        return _argon2().verify(encoded, prehashed)
+    except (VerificationError, InvalidHashError, ValueError):  # a wrong password, or a malformed stored hash
+        return False
+
+
 @hash_format(CURRENT)
 def _verify_current(password: str, rest: str) -> bool:
+    return _argon2_matches(_prehash(password), rest)
+
+
+@hash_format(BCRYPT)
+def _verify_bcrypt(password: str, rest: str) -> bool:
     return _bcrypt_matches(_prehash(password), rest)
 
 
@@ -118,9 +151,14 @@ def legacy_algorithm(stored: str) -> str | None:
     return django_hashes.algorithm_of(rest) if name == LEGACY else None
 
 
-def hash_password(password: str, cost: int | None = None) -> str:
+def hash_password(password: str) -> str:
+    return f"{CURRENT}$" + _argon2().hash(_prehash(password))
+
+
+def bcrypt_hash(password: str, cost: int | None = None) -> str:
+    """A hash in the bcrypt format accounts made before Argon2id hold (for tests and the bench)."""
     cost = cost or settings().bcrypt_cost
-    return f"{CURRENT}$" + bcrypt.hashpw(_prehash(password), bcrypt.gensalt(cost)).decode()
+    return f"{BCRYPT}$" + bcrypt.hashpw(_prehash(password), bcrypt.gensalt(cost)).decode()
 
 
 def verify_password(password: str, stored: str) -> bool:
@@ -144,29 +182,56 @@ def check(password: str, stored: str) -> Check:
     return Check(right, legacy_algorithm(stored), time.perf_counter() - started)
 
 
-def top_up_legacy_check(failed: Check, native_seconds: float) -> None:
-    """After a wrong password against an imported hash, wait until the check
-    has cost what the native check just measured (`native_seconds`, the
-    sign-up check or dummy check the same login ran) would have: a Django
-    hash at 1,000 PBKDF2 rounds or an unusable one then fails in the time a
-    native account's does.  A legacy check dearer than a native one cannot be
-    made cheaper; docs/performance.md measures each format's cost."""
-    if failed.legacy is not None and not failed.right:
-        time.sleep(max(0.0, native_seconds - failed.seconds))
+def top_up_failed_check(failed: Check, native_seconds: float) -> None:
+    """After a wrong password (or the dummy check of an address with no
+    account), wait until the check has cost the dearest native check an
+    account may hold: one bcrypt check at BCRYPT_COST (`bcrypt_check_seconds`),
+    or the native check the same login just measured (`native_seconds`, its
+    sign-up or dummy check), whichever is longer.  An Argon2id account, a
+    bcrypt-era one, a Django hash at 1,000 PBKDF2 rounds, an unusable one and an
+    unknown address then fail in the same time.  A legacy check dearer still
+    cannot be made cheaper; docs/performance.md measures each format's cost."""
+    if not failed.right:
+        time.sleep(max(0.0, max(native_seconds, bcrypt_check_seconds()) - failed.seconds))
 
 
-def burn_equal_time(password: str) -> None:
-    """Spend exactly what a real check costs, for an email with no account, so
-    timing does not tell which emails are registered."""
-    cost = settings().bcrypt_cost
-    _bcrypt_matches(_prehash(password), f"$2b${cost:02d}${_DUMMY_SALT}{'A' * 31}")
+@lru_cache(maxsize=1)
+def _bcrypt_seconds(cost: int) -> float:
+    dummy = f"$2b${cost:02d}${_DUMMY_SALT}{'A' * 31}"
+    started = time.perf_counter()
+    _bcrypt_matches(b"0" * 64, dummy)
+    return time.perf_counter() - started
+
+
+def bcrypt_check_seconds() -> float:
+    """What one bcrypt check at BCRYPT_COST costs in this environment, measured
+    once (by the first failed login), so failures can be made to cost it."""
+    return _bcrypt_seconds(settings().bcrypt_cost)
+
+
+@lru_cache(maxsize=4)
+def _dummy_hash(memory_kib: int, iterations: int) -> str:
+    return _hasher(memory_kib, iterations).hash(b"CareKey dummy: matches no pre-hash")
+
+
+def dummy_check(password: str) -> Check:
+    """Spend what a real check costs, for an email with no account (or no
+    pending sign-up), so timing does not tell which emails are registered."""
+    cfg = settings()
+    started = time.perf_counter()
+    _argon2_matches(_prehash(password), _dummy_hash(cfg.argon2_memory_kib, cfg.argon2_iterations))
+    return Check(False, None, time.perf_counter() - started)
 
 
 def needs_rehash(stored: str) -> bool:
-    """True when the hash is in an older format or at another bcrypt cost."""
+    """True when the hash is in an older format, or Argon2id with other parameters."""
     name, _, rest = stored.partition("$")
-    match = _BCRYPT_COST.match(rest)
-    return name != CURRENT or match is None or int(match.group(1)) != settings().bcrypt_cost
+    if name != CURRENT:
+        return True
+    try:
+        return _argon2().check_needs_rehash(rest)
+    except (InvalidHashError, ValueError):
+        return True
 
 
 @lru_cache(maxsize=1)

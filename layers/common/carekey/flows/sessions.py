@@ -81,14 +81,8 @@ def login(call: Call[LoginRequest]) -> Reply:
         metrics.add_metric(name="LoginLockouts", unit=MetricUnit.Count, value=1)
         raise
     user = store.user_by_email(body.email)
-    check: passwords.Check | None = None
-    if user is None:
-        passwords.burn_equal_time(body.password)
-        right = False
-    else:
-        check = passwords.check(body.password, user.password_hash)
-        right = check.right
-    if not right:
+    check = passwords.dummy_check(body.password) if user is None else passwords.check(body.password, user.password_hash)
+    if not check.right:
         # The password of a sign-up still waiting for its code: "Email not verified",
         # whether or not the address has an account, so registering and then logging
         # in proves nothing.  Every wrong password pays for this second check too.
@@ -96,11 +90,11 @@ def login(call: Call[LoginRequest]) -> Reply:
         signup = store.pending_signup(email_hash)
         signup_right = False
         if signup is None:
-            passwords.burn_equal_time(body.password)
+            passwords.dummy_check(body.password)
         else:
             signup_right = passwords.verify_password(body.password, signup.password_hash)
-        if check is not None:  # an imported account's cheaper Django check costs a native one's time
-            passwords.top_up_legacy_check(check, time.perf_counter() - started)
+        # Whatever the account's hash (or none), the failed check costs the dearest native one's time.
+        passwords.top_up_failed_check(check, time.perf_counter() - started)
         if signup_right:
             assert signup is not None
             limits.ip_passed(admission)
@@ -127,7 +121,7 @@ def login(call: Call[LoginRequest]) -> Reply:
     if passwords.needs_rehash(user.password_hash):
         # Conditional on the hash just checked: of parallel first logins one upgrades, the rest find it done.
         upgraded = store.replace_password_hash(user, passwords.hash_password(body.password))
-        if upgraded and check is not None and check.legacy is not None:
+        if upgraded and check.legacy is not None:
             # The migration guide's upgrade counter: imported accounts now on the service's own hash.
             detail = {"legacy_hash_upgraded": check.legacy}
             metrics.add_metric(name="LegacyHashUpgrades", unit=MetricUnit.Count, value=1)
