@@ -6,9 +6,11 @@
   then the same file again (every row skipped: what resuming an interrupted
   import costs).
 - First login per legacy format, at Django's default costs: the Django check
-  alone, the first login (check, then the upgrade to the service's bcrypt),
+  alone, the first login (check, then the upgrade to the service's Argon2id),
   the next login (native), and a wrong password (against a native account's
-  and a stranger's), through the local gateway, bcrypt cost as the template's.
+  and a stranger's: every failed check is topped up to one bcrypt check at
+  BCRYPT_COST), through the local gateway, Argon2id parameters and bcrypt cost
+  as the template's.
 
 `python -m bench import` runs this section alone and rewrites its part of
 docs/performance.md; `make bench` runs it with the rest.
@@ -55,13 +57,14 @@ def measure(stack: Any, users: int = 5000, logins: int = 5) -> dict[str, Any]:
         os.environ.update({"AWS_ENDPOINT_URL": endpoint, "LOGIN_LOCKOUT_THRESHOLD": "1000000", "LOGIN_FAILURES_PER_HOUR": "1000000"})
         session = boto3.Session(region_name=stack.region)
         provision(stack, session, endpoint_url=endpoint)
-        from carekey import aws, django_hashes, keys, legacy_import, store
+        from carekey import aws, django_hashes, keys, legacy_import, passwords, store
         from carekey.api import Client
-        from carekey.config import reload_settings
+        from carekey.config import reload_settings, settings
 
         aws.reset_clients()
         keys.forget_cached_keys()
         reload_settings()
+        cfg = settings()  # the password hash the service runs with here
         boto3.setup_default_session(region_name=stack.region)
         operator = Client(ip="operator", user_agent="bench", request_id="bench-import")
 
@@ -133,7 +136,7 @@ def measure(stack: Any, users: int = 5000, logins: int = 5) -> dict[str, Any]:
                 check.append(time.perf_counter() - started)
                 wrong.append(login_ms(email, "not-the-password", 401))
                 first_login.append(login_ms(email, password, 200))
-                if not store.user_by_email(email).password_hash.startswith("bcrypt-hmac-sha256$"):
+                if not store.user_by_email(email).password_hash.startswith(f"{passwords.CURRENT}$"):
                     raise RuntimeError(f"{algorithm}: the first login did not upgrade the hash")
                 next_login.append(login_ms(email, password, 200))
             formats[algorithm] = {
@@ -152,7 +155,9 @@ def measure(stack: Any, users: int = 5000, logins: int = 5) -> dict[str, Any]:
             "again": {"skipped": again.skipped, "seconds": again_seconds, "rate": users / again_seconds},
             "formats": formats,
             "native": {"login_ms": _median_ms(native_right), "wrong_ms": _median_ms(native_wrong), "stranger_ms": _median_ms(stranger_wrong)},
-            "bcrypt_cost": int(os.environ.get("BCRYPT_COST", "12")),
+            "argon2_memory_kib": cfg.argon2_memory_kib,
+            "argon2_iterations": cfg.argon2_iterations,
+            "bcrypt_cost": cfg.bcrypt_cost,
             "logins": logins,
         }
     finally:
@@ -186,8 +191,19 @@ def _cost_of(django_hash: str) -> str:
     return params.replace(",", ", ")
 
 
+def _native_hash(results: dict[str, Any]) -> tuple[str, str, str]:
+    """(the service's own hash, its parameters, what a failed check is topped up to)
+    as measured; a run recorded before Argon2id (no Argon2id parameters) upgraded
+    to bcrypt and topped a failed check up to a native check's time."""
+    if "argon2_memory_kib" not in results:
+        return "bcrypt", f"bcrypt cost {results['bcrypt_cost']}", "a native check's time"
+    params = f"Argon2id {results['argon2_memory_kib']:,} KiB, t={results['argon2_iterations']}, p=1"
+    return "Argon2id", params, f"one bcrypt check at cost {results['bcrypt_cost']}"
+
+
 def section(results: dict[str, Any]) -> str:
     imp, again, native = results["import"], results["again"], results["native"]
+    own, params, floor = _native_hash(results)
     rows = [
         f"| {name} | {f['cost']} | {f['check_ms']:.0f} | {f['first_login_ms']:.0f} | {f['next_login_ms']:.0f} | {f['wrong_ms']:.0f} |"
         for name, f in results["formats"].items()
@@ -207,22 +223,23 @@ def section(results: dict[str, Any]) -> str:
             f"- The same file again: **{again['rate']:,.0f} rows a second**, all {again['skipped']:,} skipped",
             "  (what resuming an interrupted import costs for the rows already in).",
             "",
-            f"First login of an imported account per Django format, at Django's default costs; bcrypt cost {results['bcrypt_cost']},",
+            f"First login of an imported account per Django format, at Django's default costs; the service's {params},",
+            f"a failed check topped up to {floor},",
             f"medians of {results['logins']} accounts each (ms), through the local gateway, one format after another",
             "(a busy machine moves the rows measured at different moments by 10-20 %):",
             "",
             "| Django format | cost | Django check alone | first login (check + upgrade) | next login (native) | wrong password |",
             "|---|---|---|---|---|---|",
             *rows,
-            f"| native account | bcrypt cost {results['bcrypt_cost']} | - | - | {native['login_ms']:.0f} | {native['wrong_ms']:.0f} |",
+            f"| native account | {params} | - | - | {native['login_ms']:.0f} | {native['wrong_ms']:.0f} |",
             f"| no account | - | - | - | - | {native['stranger_ms']:.0f} |",
             "",
-            "A first login pays the Django check and one bcrypt hash for the upgrade, once; every login",
+            f"A first login pays the Django check and one {own} hash for the upgrade, once; every login",
             "after it costs what a native one does. A wrong password costs an imported account what it",
-            "costs a native account or a stranger: the same two checks, a Django check cheaper than the",
-            "service's bcrypt topped up to a native check's time (`tests/test_legacy_import.py` compares",
-            "them interleaved); a Django check dearer than bcrypt (PBKDF2 at 1,500,000 rounds) makes it",
-            "dearer by the difference, until that account's first login.",
+            "costs a native account or a stranger: the same two checks, the failed one (Django's, the",
+            f"service's own or a stranger's dummy) topped up to {floor} (`tests/test_legacy_import.py`",
+            "compares them interleaved); a Django check dearer than that (PBKDF2 at 1,500,000 rounds)",
+            "makes it dearer by the difference, until that account's first login.",
             END,
         ]
     )

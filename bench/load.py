@@ -1,13 +1,15 @@
 """`make load`: Locust, headless, against the local API that `make dev` runs.
 
-Starts the local API on a free port (the same server as `make dev`, bcrypt
-cost 12 as deployed), creates the accounts through the API itself (register,
-the emailed code, verify), runs bench/locustfile.py for LOAD_USERS users over
-LOAD_SECONDS, then checks what the server answered (its own log: every status
-code, so a 5xx cannot hide behind a client-side count) and that the audit
-trail verifies with at least one record for every audited answer.  Writes
-docs/load.json, which `make bench` renders as the report's load section, and
-prints a summary.
+Starts the local API on a free port (the same server as `make dev`, with the
+password hash as deployed: Argon2id at the template's ARGON2_MEMORY_KIB and
+ARGON2_ITERATIONS, and its BCRYPT_COST, the time a failed password check is
+made to take; the shell's values win), creates the accounts through the API
+itself (register, the emailed code, verify), runs bench/locustfile.py for
+LOAD_USERS users over LOAD_SECONDS, then checks what the server answered (its
+own log: every status code, so a 5xx cannot hide behind a client-side count)
+and that the audit trail verifies with at least one record for every audited
+answer.  Writes docs/load.json, which `make bench` renders as the report's
+load section, and prints a summary.
 
 Bounded: LOAD_USERS (default 50) for LOAD_SECONDS (default 120), loopback only.
 """
@@ -30,7 +32,7 @@ import requests
 
 from bench.source_address import SourceAddress
 from local import runner
-from local.template import ROOT
+from local.template import ROOT, Stack
 
 USERS = int(os.environ.get("LOAD_USERS", "50"))
 SECONDS = int(os.environ.get("LOAD_SECONDS", "120"))
@@ -45,6 +47,9 @@ OUT = ROOT / "docs" / "load.json"
 # reaches the trail (docs/audit.md), so a two-minute run leaves none.
 AUDITED = {("POST", "/login"), ("POST", "/forgot-password")}
 LINE = re.compile(r"^(\w+) (\S+) -> (\d{3}) \((\d+) ms\)$")
+# The password hash the API runs with: the template's defaults unless the shell sets them.
+_TEMPLATE = Stack().service_environment()
+HASH_SETTINGS = {name: os.environ.get(name, _TEMPLATE[name]) for name in ("ARGON2_MEMORY_KIB", "ARGON2_ITERATIONS", "BCRYPT_COST")}
 
 
 
@@ -114,7 +119,7 @@ def main() -> int:
         print("Locust is not installed: run `make load` (it installs .venv-load).")
         return 2
     work = Path(tempfile.mkdtemp(prefix="carekey-load-"))
-    api = runner.start(work, BCRYPT_COST=os.environ.get("BCRYPT_COST", "12"))
+    api = runner.start(work, **HASH_SETTINGS)
     try:
         started = time.time()
         people = [f"load.person{n}@example.com" for n in range(PEOPLE)]
@@ -168,7 +173,9 @@ def main() -> int:
         "users": USERS,
         "seconds": SECONDS,
         "machine_cores": os.cpu_count(),
-        "bcrypt_cost": int(os.environ.get("BCRYPT_COST", "12")),
+        "argon2_memory_kib": int(HASH_SETTINGS["ARGON2_MEMORY_KIB"]),
+        "argon2_iterations": int(HASH_SETTINGS["ARGON2_ITERATIONS"]),
+        "bcrypt_cost": int(HASH_SETTINGS["BCRYPT_COST"]),
         "endpoints": stats,
         "server_answers": {route: dict(sorted(codes.items())) for route, codes in sorted(answers.items())},
         "server_5xx": server_5xx,
