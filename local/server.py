@@ -16,7 +16,8 @@ Environment:
   WEBAUTHN_ORIGINS   http://localhost:<port>/ui, the default origin)
   STACK_NAME         with real AWS credentials and no AWS_ENDPOINT_URL: serve
                      against that deployed stack's tables and secrets
-  any template setting (BCRYPT_COST, OTP_TTL_MINUTES, ...) overrides the default
+  any template setting (ARGON2_MEMORY_KIB, BCRYPT_COST, OTP_TTL_MINUTES, ...)
+  overrides the default
 """
 
 from __future__ import annotations
