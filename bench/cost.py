@@ -119,6 +119,20 @@ def memory_sizes(stack: Stack | None = None) -> dict[str, int]:
     return out
 
 
+# The memory the functions that hash passwords had with bcrypt at cost 12 (one
+# full vCPU: the check dominated a login, so the fastest size cost no more).
+BCRYPT_MEMORY_MB = 1769
+
+
+def password_functions(stack: Stack | None = None) -> set[str]:
+    """The functions sized by PasswordFunctionMemorySize (those that check or hash a password)."""
+    stack = stack or Stack()
+    return {
+        logical for logical, res in stack.of_type("AWS::Serverless::Function").items()
+        if res["Properties"].get("MemorySize") == {"Ref": "PasswordFunctionMemorySize"}
+    }
+
+
 @lru_cache(maxsize=1)
 def _template_sizes() -> dict[str, int]:
     return memory_sizes()
@@ -232,6 +246,10 @@ class Levers:
     snapstart_where_waited: bool = True  # SnapStart (and its cache) only on the functions a person waits on
     access_log_archive: bool = True  # the access log's six years in the locked S3 archive, not in CloudWatch Logs
     audit_hot_window: bool = True  # DynamoDB keeps audit records AuditHotDays (its TTL), the locked archive six years
+    argon2id: bool = True  # passwords hashed with Argon2id at PasswordFunctionMemorySize, not bcrypt at cost 12 and 1,769 MB
+    # Settings a deployer may change, for the plan's figures (None: the template's default).
+    refresh_audit_minutes: int | None = None  # RefreshAuditMinutes
+    audit_hot_days: int | None = None  # AuditHotDays
 
 
 NOW = Levers()
@@ -283,11 +301,12 @@ NEW_ADDRESS_SHARE = 0.05
 REFRESH_AUDITED_REREAD_RCU = 2.0
 
 
-def refresh_audit_share(stack: Stack | None = None, access_minutes: int | None = None) -> float:
-    """Audit events per token refresh, from the template's defaults (or another access-token lifetime)."""
+def refresh_audit_share(stack: Stack | None = None, access_minutes: int | None = None, every_minutes: int | None = None) -> float:
+    """Audit events per token refresh, from the template's defaults (or another
+    access-token lifetime, or another summary interval)."""
     stack = stack or Stack()
     env = stack.function_environment("TokenRefreshFunction")
-    every, access = int(env["REFRESH_AUDIT_MINUTES"]), access_minutes or int(env["ACCESS_TOKEN_MINUTES"])
+    every, access = every_minutes or int(env["REFRESH_AUDIT_MINUTES"]), access_minutes or int(env["ACCESS_TOKEN_MINUTES"])
     return 1.0 if every == 0 else min(1.0, access / every + NEW_ADDRESS_SHARE)
 
 
@@ -323,6 +342,8 @@ def audit_months_kept(stack: Stack | None = None) -> tuple[float, float]:
 
 def _kept(levers: Levers) -> tuple[float, float]:
     hot, archive = audit_months_kept()
+    if levers.audit_hot_days is not None:
+        hot = levers.audit_hot_days / 30.4
     return (hot if levers.audit_hot_window else archive), archive
 
 
@@ -426,6 +447,8 @@ def fixed_monthly(stack: Stack | None = None, levers: Levers = NOW) -> dict[str,
     billed for the memory of each function that has it on, every second (with
     the lever off: of every function, as when the Globals set it for all)."""
     sizes = memory_sizes(stack)
+    if not levers.argon2id:
+        sizes.update(dict.fromkeys(password_functions(stack), BCRYPT_MEMORY_MB))
     cached = snapstart_functions(stack) if levers.snapstart_where_waited else set(sizes)
     snapstart = sum(mb / 1024 for logical, mb in sizes.items() if logical in cached) * SECONDS_A_MONTH * P["snapstart_cache_gb_second"]
     return {

@@ -13,6 +13,7 @@ from bench.cost import (  # the prices and the model live in bench/cost.py
     AUDIT_ARCHIVE_BYTES,
     AUDIT_RECORD_BYTES,
     AUDIT_SEAL_BYTES,
+    BCRYPT_MEMORY_MB,
     DYNAMODB_MS,
     EDGE,
     MAU,
@@ -68,6 +69,16 @@ FLOOR_NOTES = """Why flows are above their floor (the operations are in the tabl
   cost model adds the summaries and new-address rotations it would send."""
 
 
+# The endpoints that check or hash a password: their baseline (bcrypt at BCRYPT_COST,
+# the work before Argon2id) and the Argon2id work they do now, subtracted from their own time.
+PASSWORD_BASELINES = {"bcrypt_check": "password_check", "bcrypt_hash": "password_hash"}
+
+
+def pw_memory() -> int:
+    """The memory of the functions that hash passwords, as the template sets it."""
+    return memory_sizes().get("LoginFunction", 1024)
+
+
 def _cpu_ms(endpoint: dict[str, Any], getitem_ms: float) -> float:
     """This machine's CPU time of a request: its median time outside DynamoDB
     calls (timed around each one), at least half a millisecond."""
@@ -88,7 +99,11 @@ def cost_model(data: dict[str, Any], levers: Levers = NOW, access_minutes: int |
     pw, other = sizes.get("LoginFunction", 1769), sizes.get("TokenRefreshFunction", 512)
     login_cpu = _cpu_ms(endpoints["POST /login"], base["getitem"])
     refresh_cpu = _cpu_ms(endpoints["POST /token/refresh"], base["getitem"])
-    reset_cpu = base["hashpw"] + 5.0
+    reset_cpu = base["password_hash"] + 5.0
+    if not levers.argon2id:  # the design before: a bcrypt check (cost 12) in place of the Argon2id one, at one vCPU
+        pw = BCRYPT_MEMORY_MB
+        login_cpu += base["bcrypt_check"] - base["password_check"]
+        reset_cpu = base["bcrypt_hash"] + 5.0
     months, function_months = log_retention_months(), function_log_retention_months()
     archive_months = access_log_archive_months()
     audit_measured = data.get("audit")
@@ -102,7 +117,7 @@ def cost_model(data: dict[str, Any], levers: Levers = NOW, access_minutes: int |
         ],
     }
     # Audit events a refresh submits in AWS beyond the measured run's (see refresh_audit_share).
-    share = refresh_audit_share(access_minutes=access_minutes) if levers.refresh_summaries else 1.0
+    share = refresh_audit_share(access_minutes=access_minutes, every_minutes=levers.refresh_audit_minutes) if levers.refresh_summaries else 1.0
     extra = {"token refresh": max(0.0, share - audit_events(flows.get("token refresh", {})))}
     out: dict[str, Any] = {"refresh_audit_share": share, "fixed": fixed_monthly(levers=levers), "retention_months": months, "archive_months": archive_months, "function_retention_months": levers.function_log_months or function_months}
     for api in ("rest", "http"):
@@ -144,7 +159,10 @@ def audit_at_rest(model: dict[str, Any], measured: dict[str, Any] | None) -> dic
     }
 
 
-def gap_plan(model: dict[str, Any], target: float, longer_tokens: dict[str, Any] | None = None) -> str:
+def gap_plan(
+    model: dict[str, Any], target: float, longer_tokens: dict[str, Any] | None = None,
+    settings: dict[str, dict[str, Any]] | None = None, both: dict[str, Any] | None = None,
+) -> str:
     """The gap to the cost target, where it lies and what would close it, from
     the model's own parts (HTTP API: the cheaper deployment)."""
     http, rest = model["http"], model["rest"]
@@ -160,7 +178,7 @@ def gap_plan(model: dict[str, Any], target: float, longer_tokens: dict[str, Any]
         "API Gateway's request price": sum(i["api"] for i in items.values()),
         "the refreshes' DynamoDB (an eventually consistent read of the account and session, the rotation, the summaries' share of the writer)": refresh["dynamodb"],
         "the audit events' queue, seals and storage (logins, refresh summaries, resets)": sum(i[p] for i in items.values() for p in audit_parts) - resets["other"],
-        "Lambda's bcrypt time and requests for 30 logins (cost 12 at 1,769 MB)": logins["lambda"],
+        f"Lambda for 30 logins (an Argon2id check each, at {pw_memory():,} MB)": logins["lambda"],
         "two emails a reset (the code, then the notice that the password changed)": resets["other"],
         "the refreshes' Lambda": refresh["lambda"],
         "data out (the responses' bytes)": sum(i["egress"] for i in items.values()),
@@ -172,7 +190,7 @@ def gap_plan(model: dict[str, Any], target: float, longer_tokens: dict[str, Any]
         "writes, the audit trail at rest, data out, X-Ray traces, metrics and alarms), so this is the whole bill "
         f"for the workload. The largest parts: {listed}. Each is at its floor for what it does: a refresh is one "
         "read and one conditional write (an index write no more: the sessions' user index carries keys only), "
-        "a login one bcrypt check, a reset two emails, and an audit event one FIFO message, a tenth of a seal "
+        "a login one Argon2id check, a reset two emails, and an audit event one FIFO message, a tenth of a seal "
         "and of an archive object, its record and index entry, and its bytes at rest. "
         "**The plan.** The workload sets the rest of the price: 300 refreshes a user a month follow from "
         "5-minute access tokens (`AccessTokenMinutes`). The authorizer checks the session on every call, so a "
@@ -186,12 +204,30 @@ def gap_plan(model: dict[str, Any], target: float, longer_tokens: dict[str, Any]
             if longer_tokens
             else "a longer lifetime is the deployer's lever. "
         )
-        + "Two smaller levers remain, measured here: the by_subject index could carry keys only (the "
-        "operators' audit-by-user query would then fetch the records by key), which leaves an audit record's "
-        "write units as they are but stores about 40% fewer bytes in DynamoDB; and a session's routine rotations "
-        "could be summarised every two hours instead of every hour (`RefreshAuditMinutes`), half the summaries, "
-        "at the price of a coarser trail."
+        + (
+            "Smaller levers, each the deployer's setting, priced by the same model (HTTP API): "
+            + "; ".join(
+                f"{what} ${http['total'] - alt['http']['total']:,.0f} less (${alt['http']['total']:,.0f})"
+                for what, alt in (settings or {}).items()
+            )
+            + f"; both together ${both['http']['total']:,.0f}"
+            + (" (under the target). " if both["http"]["total"] <= target else ", still over at 5-minute tokens. ")
+            if settings and both
+            else ""
+        )
+        + "What each gives up: the summaries every two hours make the audit trail's record of a session's routine "
+        "rotations coarser (the API access log, archived six years, still has every request), and a 30-day "
+        "window leaves older records to the archive (`make audit-export`) instead of the operators' "
+        "audit-by-user query."
     )
+
+
+def plan_settings(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The model at the settings the gap's plan names, one at a time."""
+    return {
+        "routine rotations summarised every two hours (`RefreshAuditMinutes` 120)": cost_model(data, Levers(refresh_audit_minutes=120)),
+        "DynamoDB keeping audit records 30 days (`AuditHotDays` 30, its least)": cost_model(data, Levers(audit_hot_days=30)),
+    }
 
 
 def lever_rows(data: dict[str, Any]) -> list[list[str]]:
@@ -210,6 +246,7 @@ def lever_rows(data: dict[str, Any]) -> list[list[str]]:
         ("SnapStart only on the functions a person waits on (not the queue consumers, not the operators')", Levers(snapstart_where_waited=False)),
         ("the access log's six years in the locked S3 archive (Firehose), not in CloudWatch Logs", Levers(access_log_archive=False)),
         ("DynamoDB keeps audit records AuditHotDays (TTL), the locked archive the six years", Levers(audit_hot_window=False)),
+        ("passwords hashed with Argon2id at 1,024 MB, not bcrypt (cost 12) at 1,769 MB", Levers(argon2id=False)),
     ):
         before = cost_model(data, off)["rest"]["total"]
         rows.append([name, f"${before:,.0f}", f"${now:,.0f}", f"${before - now:,.0f}"])
@@ -265,7 +302,7 @@ def floor_rows(flows: dict[str, Any]) -> list[list[str]]:
 
 def memory_table(data: dict[str, Any]) -> list[list[str]]:
     warm = data["warm"]
-    check, login = warm["baselines_ms"]["checkpw"], warm["flows"]["login"]
+    check, login = warm["baselines_ms"]["password_check"], warm["flows"]["login"]
     other_cpu = _cpu_ms(warm["endpoints"]["POST /login"], warm["baselines_ms"]["getitem"]) - check
     rows = []
     for memory in (512, 1024, 1769, 2048):
@@ -273,6 +310,27 @@ def memory_table(data: dict[str, Any]) -> list[list[str]]:
         per_million = ms / 1000 * memory / 1024 * P["lambda_gb_second_arm64"] * 1e6
         rows.append([f"{memory} MB", f"{cpu_share(memory):.2f}", f"{ms:.0f} ms", f"${per_million:.2f}"])
     return rows
+
+
+def memory_choice(data: dict[str, Any]) -> str:
+    """What the template's size for the password functions gives, against one
+    full vCPU and against half its size, from the memory table's model."""
+    base = data["warm"]["baselines_ms"]
+    rows = {int(r[0].split()[0]): r for r in memory_table(data)}
+    chosen, full = rows.get(pw_memory()), rows[1769]
+    if chosen is None:
+        return ""
+    price = float(chosen[3].lstrip("$")) / float(full[3].lstrip("$"))
+    text = f"a login in {chosen[2]} for {price:.0%} of the 1,769 MB price."
+    half = rows.get(pw_memory() // 2)
+    if half is not None:
+        # A failed login: a check topped up to a bcrypt check, and the sign-up's (or a dummy) check.
+        failed = (base["bcrypt_check"] + base["password_check"]) / cpu_share(pw_memory() // 2)
+        text += (
+            f" At {pw_memory() // 2} MB a login is cheaper ({half[3]} a million) but takes {half[2]}, and a failed one, "
+            f"topped up to a bcrypt check at that size's CPU share, about {failed / 1000:.1f} s."
+        )
+    return text
 
 
 def light_memory_table(data: dict[str, Any]) -> list[list[str]]:
@@ -313,11 +371,16 @@ def load_section() -> str:
         for r in run["endpoints"]
     ]
     answers = "; ".join(f"{route}: " + ", ".join(f"{n} x {code}" for code, n in codes.items()) for route, codes in run["server_answers"].items())
+    argon = run.get("argon2")
+    hashing = (
+        f"Argon2id at {argon['memory_kib']:,} KiB and {argon['iterations']} pass{'es' if argon['iterations'] > 1 else ''}, "
+        f"failed checks topped up to bcrypt cost {run['bcrypt_cost']}" if argon else f"bcrypt cost {run['bcrypt_cost']}"
+    )
     return f"""## Load
 
 `make load` on {run['generated']}: Locust, headless, {run['users']} users for
-{run['seconds']} s against the local API (`make dev`'s server, bcrypt cost
-{run['bcrypt_cost']}, on this {run['machine_cores']}-core machine, Locust
+{run['seconds']} s against the local API (`make dev`'s server, {hashing},
+on this {run['machine_cores']}-core machine, Locust
 itself sharing the cores). The mix: each person signs in from their own
 loopback address, then refreshes and reads their profile (10 each), signs in
 again (2) and asks for a reset code (1); one user in ten is an attacker
@@ -368,6 +431,7 @@ def svg(endpoints: dict[str, dict[str, Any]]) -> str:
 
 def write(data: dict[str, Any], markdown: Path, svg_path: Path) -> None:
     m, cold, warm, layer = data["machine"], data["cold"], data["warm"], data["layer"]
+    argon = warm["argon2"]
     base_cold = cold["baseline_ms"]
     cold_rows, cold_miss = [], []
     for name, ms in sorted(cold["functions_ms"].items(), key=lambda kv: -kv[1]):
@@ -380,9 +444,9 @@ def write(data: dict[str, Any], markdown: Path, svg_path: Path) -> None:
     warm_rows, warm_miss = [], []
     for name, e in warm["endpoints"].items():
         kind = e["baseline"]
-        target = 1.10 if kind in ("checkpw", "hashpw") else 3.0
+        target = 1.10 if kind in PASSWORD_BASELINES else 3.0
         ratio = e["median_ms"] / base[kind]
-        label = {"checkpw": "bcrypt.checkpw", "hashpw": "bcrypt.hashpw", "getitem": "one GetItem"}[kind]
+        label = {"bcrypt_check": f"bcrypt check, cost {warm['bcrypt_cost']}", "bcrypt_hash": f"bcrypt hash, cost {warm['bcrypt_cost']}", "getitem": "one GetItem"}[kind]
         d = e["dynamodb"]
         warm_rows.append(
             [name, f"{e['median_ms']:.1f} ms", f"{e['p95_ms']:.1f} ms", label, f"{ratio:.2f}x", f"{target:g}x", "met" if ratio <= target else "missed",
@@ -442,8 +506,8 @@ def write(data: dict[str, Any], markdown: Path, svg_path: Path) -> None:
         e = warm["endpoints"][name]
         ops = ", ".join(f"{op} x{count:g}" for op, count in e["ops"].items())
         kind = e["baseline"]
-        own = e["own_ms"] - (base[kind] if kind != "getitem" else 0.0)
-        what = "bcrypt excluded" if kind != "getitem" else "everything but DynamoDB"
+        own = e["own_ms"] - (base[PASSWORD_BASELINES[kind]] if kind != "getitem" else 0.0)
+        what = "the Argon2id work excluded" if kind != "getitem" else "everything but DynamoDB"
         miss_text.append(
             f"- **{name}** {ratio:.2f}x against {target:g}x. Measured cause: {calls:.0f} DynamoDB requests ({ops}), "
             f"which take {e['dynamodb_ms']:.1f} ms of its {e['median_ms']:.1f} ms median (timed around each request; "
@@ -486,9 +550,13 @@ Import profile of the login handler: {login_profile}.
 ## Warm latency
 
 Median and 95th percentile through the local gateway (template routes, the
-authorizer on protected routes, real REST proxy events), bcrypt cost
-{warm['bcrypt_cost']}. Baselines: `bcrypt.checkpw` {base['checkpw']:.1f} ms,
-`bcrypt.hashpw` {base['hashpw']:.1f} ms, one raw GetItem {base['getitem']:.2f} ms.
+authorizer on protected routes, real REST proxy events), Argon2id at
+{argon['memory_kib']:,} KiB and {argon['iterations']} pass{'es' if argon['iterations'] > 1 else ''}: one check {base['password_check']:.1f} ms, one hash
+{base['password_hash']:.1f} ms. The endpoints that check or hash a password are held to
+1.1x of what that work cost with bcrypt at cost {warm['bcrypt_cost']} (a check {base['bcrypt_check']:.1f} ms,
+a hash {base['bcrypt_hash']:.1f} ms), the hash before Argon2id, which every failed check
+still costs (so a failure tells no account from another, nor from none); the
+others to 3x one raw GetItem ({base['getitem']:.2f} ms).
 For scale, the emulator serves one raw conditional UpdateItem in
 {base['updateitem']:.2f} ms and one two-item TransactWriteItems in
 {base['transact']:.2f} ms.
@@ -607,7 +675,7 @@ infrequent-access and Glacier classes bill at least, so they would cost more
 there). {audit_rest['events'] / 1e6:,.0f} million records a month: ${audit_rest['dynamodb']:,.0f} a month in
 DynamoDB and ${audit_rest['s3']:,.0f} in the archive.
 
-{gap_plan(model, cost_target, cost_model(data, access_minutes=15))}
+{gap_plan(model, cost_target, cost_model(data, access_minutes=15), plan_settings(data), cost_model(data, Levers(refresh_audit_minutes=120, audit_hot_days=30)))}
 
 What the HTTP API option gives up, and why the REST API stays the default:
 AWS WAF attaches only to a REST API (with the HTTP API, put CloudFront and
@@ -631,17 +699,20 @@ them before quoting):
 
 ## Memory size
 
-bcrypt is CPU-bound and Lambda's CPU grows with memory up to one full vCPU
-at 1,769 MB. Login at each size (this machine's measured CPU time divided by
-the CPU share, plus DynamoDB time), and the Lambda cost of a million logins:
+Argon2id is CPU-bound (one lane) and Lambda's CPU grows with memory up to one
+full vCPU at 1,769 MB. Login at each size (this machine's measured CPU time
+divided by the CPU share, plus DynamoDB time), and the Lambda cost of a
+million logins:
 
 {table(["memory", "vCPU share", "login duration", "Lambda cost / 1M logins"], memory_table(data))}
 
-Below 1,769 MB a password hash costs the same money at any size (half the
-memory, twice the time) but is slower, so the functions that hash passwords
-(register, login, reset-password, change-password) should run at 1,769 MB:
-the fastest login for the same price. Past 1,769 MB bcrypt gets no faster
-(one thread) and every millisecond costs more.
+Below 1,769 MB a check's CPU costs the same money at any size (half the
+memory, twice the time), while a login's waits on DynamoDB are billed in
+proportion to memory: with bcrypt at cost 12 the check dominated and 1,769 MB
+gave the fastest login for the same price; with Argon2id the waits weigh as
+much as the check, so a smaller size is cheaper. The template runs the
+functions that hash passwords at {pw_memory():,} MB (`PasswordFunctionMemorySize`):
+{memory_choice(data)} Argon2id's {argon['memory_kib'] // 1024} MiB fit any of the sizes.
 
 The other functions mostly wait on DynamoDB, and a wait is billed in
 proportion to memory while their little CPU time costs the same at any size:
@@ -656,15 +727,16 @@ makes), measured in the cold-start runs: {peak_memory(data)}. At 256 MB that
 leaves well over half for Lambda's runtime client and a request's work; at
 128 MB about a third, at a fourteenth of a vCPU. The template runs them at
 256 MB (`FunctionMemorySize`), and the functions that hash passwords at
-1,769 MB (`PasswordFunctionMemorySize`: register, login, reset-password,
+{pw_memory():,} MB (`PasswordFunctionMemorySize`: register, login, reset-password,
 change-password and the others that check a password); both are Parameters.
 
 {importing.section(data["import"]) + chr(10) + chr(10) if data.get("import") else ""}{load_section()}
 ## Scale on paper
 
 **10,000 sign-ups a minute (167 a second).**
-- Lambda: register spends about {base['hashpw']:.0f} ms hashing at one vCPU,
-  so 167 a second keep about {167 * base['hashpw'] / 1000:.0f} executions busy;
+- Lambda: register spends about {base['password_hash']:.0f} ms hashing at one vCPU
+  ({base['password_hash'] / cpu_share(pw_memory()):.0f} ms at {pw_memory():,} MB),
+  so 167 a second keep about {max(1, round(167 * base['password_hash'] / cpu_share(pw_memory()) / 1000))} executions busy hashing;
   the default regional quota is 1,000. `ReservedConcurrency` keeps other
   functions from starving them.
 - DynamoDB on-demand: a sign-up is {warm['flows']['register']['wcu']:.0f} WCU,

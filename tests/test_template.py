@@ -338,8 +338,13 @@ def test_every_checkov_suppression_gives_its_reason():
         assert skip["id"].startswith("CKV_") and len(skip.get("comment", "")) > 40, name
 
 
-def test_password_hashing_functions_get_a_full_vcpu():
-    assert T["Parameters"]["PasswordFunctionMemorySize"]["Default"] == 1769
+def test_password_hashing_functions_get_their_own_memory_size_with_room_for_argon2():
+    # Argon2id's memory (KiB) fits the smallest size allowed, with room for the function itself
+    assert T["Parameters"]["PasswordFunctionMemorySize"]["Default"] == 1024
+    smallest = min(T["Parameters"]["PasswordFunctionMemorySize"]["AllowedValues"])
+    assert T["Parameters"]["Argon2MemoryKiB"]["Default"] / 1024 + 100 <= smallest
+    env = T["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["ARGON2_MEMORY_KIB"] == {"Ref": "Argon2MemoryKiB"} and env["ARGON2_ITERATIONS"] == {"Ref": "Argon2Iterations"}
     hashing = {n for n, f in FUNCTIONS.items() if f["Properties"].get("MemorySize") == {"Ref": "PasswordFunctionMemorySize"}}
     assert hashing == {
         "RegisterFunction", "LoginFunction", "ResetPasswordFunction", "ChangePasswordFunction", "ChangeEmailFunction",
