@@ -171,6 +171,70 @@ def test_unknown_or_malformed_hashes_match_nothing(stored):
     assert passwords.needs_rehash(stored)
 
 
+def _spy_on_argon2(monkeypatch, runs: str) -> list[bytes]:
+    """Record every hash Argon2 is asked to verify; run only `runs` (an absurd one must never run here)."""
+    asked: list[bytes] = []
+    real = argon2._password_hasher.verify_secret
+
+    def verify_secret(encoded: bytes, secret: bytes, kind: argon2.Type) -> bool:
+        asked.append(encoded)
+        if encoded != runs.encode():
+            raise argon2.exceptions.VerifyMismatchError("not run by the test")
+        return real(encoded, secret, kind)
+
+    monkeypatch.setattr(argon2._password_hasher, "verify_secret", verify_secret)
+    return asked
+
+
+@pytest.mark.parametrize(
+    "asks",
+    ["m=4194304,t=1,p=1", "m=1024,t=4294967295,p=1", "m=1024,t=11,p=1", "m=1048577,t=1,p=1", "m=65536,t=1,p=64"],
+    ids=["4 GiB", "2^32 passes", "11 passes", "over 1 GiB", "64 lanes"],
+)
+def test_a_stored_argon2_hash_asking_for_more_than_any_setting_makes_matches_nothing_without_running(monkeypatch, asks):
+    # Given the right password's hash as the service makes it, and the same hash in a
+    # row (corrupt, or written by hand) that asks Argon2 for more than any setting can
+    made = passwords.hash_password(PASSWORD)
+    absurd = made.replace("m=1024,t=1,p=1", asks)
+    asked = _spy_on_argon2(monkeypatch, runs=made.split("$", 1)[1])
+    # When the right password is checked against it
+    # Then it matches nothing, and Argon2 is never asked for that memory or time
+    assert passwords.verify_password(PASSWORD, absurd) is False
+    assert asked == []
+    # While the hash as made still runs and matches
+    assert passwords.verify_password(PASSWORD, made) and len(asked) == 1
+
+
+def test_a_stored_argon2_hash_needing_more_memory_than_the_function_has_matches_nothing(monkeypatch):
+    # Given a 512 MB password function, and a stored hash asking for 1 GiB (a setting's ceiling)
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
+    made = passwords.hash_password(PASSWORD)
+    big = made.replace("m=1024,", "m=1048576,")
+    asked = _spy_on_argon2(monkeypatch, runs=made.split("$", 1)[1])
+    # When the right password is checked against it
+    # Then it matches nothing rather than exhausting the function's memory; the hash as made runs
+    assert passwords.verify_password(PASSWORD, big) is False and asked == []
+    assert passwords.verify_password(PASSWORD, made) and len(asked) == 1
+    # And in a 2048 MB function, the 1 GiB hash is run (and, here, refused by the spy)
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "2048")
+    assert passwords.verify_password(PASSWORD, big) is False and len(asked) == 2
+
+
+@pytest.mark.parametrize("fmt", [passwords.BCRYPT, "bcrypt-sha256"])
+def test_a_stored_bcrypt_hash_dearer_than_any_setting_makes_matches_nothing_without_running(monkeypatch, fmt):
+    # Given a bcrypt-era row whose cost was changed to 31 (2^31 rounds: days of CPU)
+    made = passwords.bcrypt_hash(PASSWORD, cost=4)
+    absurd = f"{fmt}$" + made.split("$", 1)[1].replace("$2b$04$", "$2b$31$")
+    asked: list[bytes] = []
+    monkeypatch.setattr(passwords.bcrypt, "checkpw", lambda secret, stored: asked.append(stored) or False)
+    # When a password is checked against it
+    # Then it matches nothing and bcrypt is never run
+    assert passwords.verify_password(PASSWORD, absurd) is False
+    assert asked == []
+    # While cost 16, the ceiling of BCRYPT_COST, would be run
+    assert passwords.verify_password(PASSWORD, absurd.replace("$2b$31$", "$2b$16$")) is False and len(asked) == 1
+
+
 def test_formats_are_dispatched_by_their_prefix():
     seen = []
 

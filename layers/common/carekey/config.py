@@ -16,6 +16,12 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+# The most the password-hash settings allow: no hash this service made asks for
+# more, so a stored hash that does is refused unrun (see carekey.passwords).
+ARGON2_MAX_MEMORY_KIB = 1048576
+ARGON2_MAX_ITERATIONS = 10
+BCRYPT_MAX_COST = 16
+
 
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -64,11 +70,11 @@ class Settings(BaseModel):
 
     # Argon2id (one lane): the password hash.  The template keeps both at or
     # above OWASP's floor (19 MiB with 2 passes, or 46 MiB with 1); tests run lighter.
-    argon2_memory_kib: int = Field(47104, ge=1024, le=1048576, alias="ARGON2_MEMORY_KIB")
-    argon2_iterations: int = Field(1, ge=1, le=10, alias="ARGON2_ITERATIONS")
+    argon2_memory_kib: int = Field(47104, ge=1024, le=ARGON2_MAX_MEMORY_KIB, alias="ARGON2_MEMORY_KIB")
+    argon2_iterations: int = Field(1, ge=1, le=ARGON2_MAX_ITERATIONS, alias="ARGON2_ITERATIONS")
     # The bcrypt cost of accounts hashed before Argon2id: their checks, and the
     # time every failed password check is made to take (see carekey.passwords).
-    bcrypt_cost: int = Field(12, ge=4, le=16, alias="BCRYPT_COST")
+    bcrypt_cost: int = Field(12, ge=4, le=BCRYPT_MAX_COST, alias="BCRYPT_COST")
     password_min_length: int = Field(8, ge=8, le=64, alias="PASSWORD_MIN_LENGTH")
     password_max_length: int = Field(256, ge=64, le=4096, alias="PASSWORD_MAX_LENGTH")
 

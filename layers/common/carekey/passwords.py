@@ -28,6 +28,12 @@ touching the others:
   backend (`make import-users`), checked as Django checks it
   (`carekey.django_hashes`); the first successful login rehashes it too.
 
+A stored hash names its own cost (Argon2's memory and passes, bcrypt's
+rounds), and a row is data that may be corrupt: one that asks for more than
+the settings could ever have made (bcrypt above cost 16; Argon2 with more
+than 1 GiB, 10 passes or one lane, or more memory than the function has
+beside its own 100 MB) matches nothing and is never run.
+
 A wrong password costs the same whatever the account's hash: a failed check
 (or the dummy check of an address with no account) is topped up to the time of
 the dearest native format an account may still hold, one bcrypt check at
@@ -42,6 +48,7 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
+import os
 import re
 import time
 import unicodedata
@@ -51,17 +58,21 @@ from importlib import resources
 from typing import Callable
 
 import bcrypt
-from argon2 import PasswordHasher, Type
+from argon2 import PasswordHasher, Type, extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from carekey import django_hashes
-from carekey.config import settings
+from carekey.config import ARGON2_MAX_ITERATIONS, ARGON2_MAX_MEMORY_KIB, BCRYPT_MAX_COST, settings
 from carekey.keys import keyed_hash
 
 CURRENT = "argon2id-hmac-sha256"
 BCRYPT = "bcrypt-hmac-sha256"
 LEGACY = "django"
 _DUMMY_SALT = "CareKeyDummySaltValue."  # 22 chars: a valid salt for a hash that matches nothing
+_BCRYPT_COST = re.compile(r"\$2[aby]\$(\d\d)\$")
+# What a password function needs for itself beside one Argon2 hash's memory
+# (template.yaml: Argon2MemoryKiB must leave about 100 MB of the function's memory).
+_FUNCTION_OWN_MIB = 100
 
 # (password as typed, the stored hash without its "<format>$" prefix) -> whether it matches
 Verifier = Callable[[str, str], bool]
@@ -96,6 +107,9 @@ def _sha256_prehash(password: str) -> bytes:
 
 
 def _bcrypt_matches(prehashed: bytes, bcrypt_hash: str) -> bool:
+    cost = _BCRYPT_COST.match(bcrypt_hash)
+    if cost is None or int(cost.group(1)) > BCRYPT_MAX_COST:  # not bcrypt, or dearer than BCRYPT_COST ever made: never run
+        return False
     try:
         return bcrypt.checkpw(prehashed, bcrypt_hash.encode("ascii"))
     except (ValueError, UnicodeEncodeError):  # a malformed stored hash matches nothing
@@ -112,8 +126,33 @@ def _argon2() -> PasswordHasher:
     return _hasher(cfg.argon2_memory_kib, cfg.argon2_iterations)
 
 
+def _argon2_memory_ceiling_kib() -> int:
+    """The most memory a stored Argon2 hash may ask for: ARGON2_MEMORY_KIB's
+    ceiling, and on Lambda no more than the function has beside its own needs."""
+    function_mib = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "")
+    if function_mib.isdigit():
+        return min(ARGON2_MAX_MEMORY_KIB, (int(function_mib) - _FUNCTION_OWN_MIB) * 1024)
+    return ARGON2_MAX_MEMORY_KIB
+
+
+def _within_ceilings(encoded: str) -> bool:
+    """Whether a stored Argon2 hash asks for no more than the settings can make
+    (one lane, ARGON2_ITERATIONS' and ARGON2_MEMORY_KIB's ceilings) and this
+    function can give.  Argon2 takes its memory and passes from the hash
+    itself, so a corrupt or forged row must be refused before it runs: it would
+    otherwise allocate gigabytes (and the function be killed) or run for minutes."""
+    asked = extract_parameters(encoded)
+    return (
+        asked.parallelism == 1
+        and asked.time_cost <= ARGON2_MAX_ITERATIONS
+        and asked.memory_cost <= _argon2_memory_ceiling_kib()
+    )
+
+
 def _argon2_matches(prehashed: bytes, encoded: str) -> bool:
     try:
+        if not _within_ceilings(encoded):
+            return False
         # argon2-cffi's verify compares in constant time; the hash names its own parameters.
         return _argon2().verify(encoded, prehashed)
     except (VerificationError, InvalidHashError, ValueError):  # a wrong password, or a malformed stored hash
