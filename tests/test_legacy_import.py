@@ -158,6 +158,32 @@ def test_bcrypt_reads_only_the_first_72_bytes_as_djangos_bcrypt_did(tmp_path):
     assert not django_hashes.verify("y" * 72, django_hash)
 
 
+@pytest.mark.parametrize(
+    "algorithm, changed",
+    [("argon2", ("m=64,", "m=4194304,")), ("argon2", ("t=1,", "t=100000,")), ("bcrypt", ("$2b$04$", "$2b$31$"))],
+    ids=["argon2 at 4 GiB", "argon2 at 100,000 passes", "bcrypt at cost 31"],
+)
+def test_a_django_hash_changed_past_the_import_limits_matches_nothing_and_never_runs(monkeypatch, algorithm, changed):
+    import argon2
+
+    # Given an imported hash whose row was changed since (by hand, or corrupted) past what the import accepts
+    made = make_password(DJANGO_PASSWORD, hasher=FAST[algorithm])
+    stored = made.replace(*changed)
+    with pytest.raises(django_hashes.UnusableHash):
+        django_hashes.parse(stored)
+    ran: list[bytes] = []
+    monkeypatch.setattr(argon2._password_hasher, "verify_secret", lambda encoded, *a: ran.append(encoded) or False)
+    monkeypatch.setattr(django_hashes.bcrypt, "hashpw", lambda secret, salt: ran.append(salt) or b"")
+    # When its password is checked, on its own and by a login's check
+    # Then it matches nothing, and neither Argon2 nor bcrypt is run on it
+    assert django_hashes.verify(DJANGO_PASSWORD, stored) is False
+    assert passwords.verify_password(DJANGO_PASSWORD, passwords.legacy_hash(stored)) is False
+    assert ran == []
+    # While the hash as made is run
+    django_hashes.verify(DJANGO_PASSWORD, made)
+    assert len(ran) == 1
+
+
 # ---- failures: lockouts, unusable passwords ---------------------------------------------
 
 

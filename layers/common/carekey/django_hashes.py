@@ -19,8 +19,9 @@ Django does not normalise passwords, so neither does this module: the bytes
 typed are the bytes hashed.  Every comparison is constant-time
 (`hmac.compare_digest`, or argon2's own verifier, which compares in constant
 time).  `parse` refuses, at import, any hash that verification could not use
-or that would cost a login more than the limits below: a row's hash is data
-from outside and must not be able to make one login take minutes.
+or that would cost a login more than the limits below, and `verify` holds
+every hash to them again: a row's hash is data from outside and must not be
+able to make one login take minutes.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ OTHER_DJANGO_FORMATS = ("md5", "sha1", "unsalted_md5", "unsalted_sha1", "crypt",
 # limits would make each login cost seconds.
 MAX_ITERATIONS = 10_000_000
 MAX_BCRYPT_COST = 16  # as BCRYPT_COST's own ceiling
-MAX_ARGON2_MEMORY_KIB = 256 * 1024  # well inside the password functions' 1769 MB
+MAX_ARGON2_MEMORY_KIB = 256 * 1024  # inside the smallest password function (512 MB) beside its own needs
 MAX_ARGON2_TIME_COST = 20
 MAX_ARGON2_PARALLELISM = 16
 
@@ -118,7 +119,14 @@ def parse(encoded: str) -> Parsed:
 
 
 def verify(password: str, encoded: str) -> bool:
-    """Whether `password` is the one Django hashed into `encoded`."""
+    """Whether `password` is the one Django hashed into `encoded`.  The hash is
+    held to the import's limits again: a row changed since (by hand, or
+    corrupted) matches nothing rather than costing a login minutes, or the
+    function its memory."""
+    try:
+        parse(encoded)
+    except UnusableHash:
+        return False
     algorithm, _, rest = encoded.partition("$")
     try:
         if algorithm in PBKDF2:
