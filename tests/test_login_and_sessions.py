@@ -109,6 +109,56 @@ def test_a_wrong_password_costs_the_same_whatever_the_account_or_none(api, monke
     assert spent == dict.fromkeys(spent, 0.2)
 
 
+class _CheckClock:
+    """A clock that only the password work moves: each Argon2 check or hash and
+    each bcrypt check costs a set time, and a sleep passes; the rest is free."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += max(0.0, seconds)
+
+    def costs(self, seconds: float, work):
+        def timed(*args):
+            self.now += seconds
+            return work(*args)
+
+        return timed
+
+    def __getattr__(self, name: str):
+        return getattr(time, name)
+
+
+def test_the_first_failure_in_a_fresh_environment_costs_the_same_whatever_the_account_or_none(api, monkeypatch):
+    # Given an Argon2id account, a bcrypt-era account and an unknown address, and
+    # password work that costs Argon2 0.05 s a check or a hash and bcrypt 0.25 s a check
+    from carekey.flows import sessions
+
+    api.verified_user("pat@example.com")
+    api.verified_user("old@example.com")
+    old = store.user_by_email("old@example.com")
+    store.UserItem(old.pk).update(actions=[store.UserItem.password_hash.set(passwords.bcrypt_hash(PASSWORD, cost=4))])
+    clock = _CheckClock()
+    for module in (passwords, sessions):
+        monkeypatch.setattr(module, "time", clock)
+    monkeypatch.setattr(passwords.PasswordHasher, "verify", clock.costs(0.05, passwords.PasswordHasher.verify))
+    monkeypatch.setattr(passwords.PasswordHasher, "hash", clock.costs(0.05, passwords.PasswordHasher.hash))
+    monkeypatch.setattr(passwords.bcrypt, "checkpw", clock.costs(0.25, bcrypt.checkpw))
+    spent = {}
+    for email in ("pat@example.com", "old@example.com", "ghost@example.com"):
+        # When a wrong password is the first failure of a fresh environment (no dummy hash, no floor measured yet)
+        passwords._dummy_hash.cache_clear(), passwords._bcrypt_seconds.cache_clear()
+        started = clock.now
+        assert api.post("/login", {"email": email, "password": "not-the-password"}).status == 401
+        spent[email] = round(clock.now - started, 6)
+    # Then it costs the same whatever the account, or none: the environment's one-off work included
+    assert spent == dict.fromkeys(spent, spent["ghost@example.com"]), spent
+
+
 def test_the_failure_floor_is_one_bcrypt_check_at_the_configured_cost(monkeypatch, settings_override):
     # Given BCRYPT_COST 6
     settings_override(BCRYPT_COST="6")

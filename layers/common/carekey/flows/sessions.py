@@ -81,6 +81,7 @@ def login(call: Call[LoginRequest]) -> Reply:
         metrics.add_metric(name="LoginLockouts", unit=MetricUnit.Count, value=1)
         raise
     user = store.user_by_email(body.email)
+    passwords.prepare_dummy_check()  # an environment's one-off work, before either path's checks
     check = passwords.dummy_check(body.password) if user is None else passwords.check(body.password, user.password_hash)
     if not check.right:
         # The password of a sign-up still waiting for its code: "Email not verified",
