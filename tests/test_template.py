@@ -343,6 +343,8 @@ def test_password_hashing_functions_get_their_own_memory_size_with_room_for_argo
     assert T["Parameters"]["PasswordFunctionMemorySize"]["Default"] == 1024
     smallest = min(T["Parameters"]["PasswordFunctionMemorySize"]["AllowedValues"])
     assert T["Parameters"]["Argon2MemoryKiB"]["Default"] / 1024 + 100 <= smallest
+    # and so does the most a deployer may set: no combination the template allows runs out of memory hashing
+    assert T["Parameters"]["Argon2MemoryKiB"]["MaxValue"] / 1024 + 100 <= smallest
     env = T["Globals"]["Function"]["Environment"]["Variables"]
     assert env["ARGON2_MEMORY_KIB"] == {"Ref": "Argon2MemoryKiB"} and env["ARGON2_ITERATIONS"] == {"Ref": "Argon2Iterations"}
     hashing = {n for n, f in FUNCTIONS.items() if f["Properties"].get("MemorySize") == {"Ref": "PasswordFunctionMemorySize"}}
