@@ -452,22 +452,29 @@ def _batch_get(
     keys: list[str], table: str | None = None, key: str = "pk", attributes: list[str] | None = None
 ) -> dict[str, dict[str, Any]]:
     """The items (of the users table unless `table`) with these string keys, by
-    key: one strongly consistent BatchGetItem per 100 keys, what DynamoDB leaves
-    unprocessed asked again with jittered backoff; a key with no item is absent.
-    `attributes`: only these are read."""
+    key (see batch_get_items); a key with no item is absent.  `attributes`: only
+    these are read (`key` among them)."""
     table = table or UserItem.Meta.table_name
-    found: dict[str, dict[str, Any]] = {}
     unique = list(dict.fromkeys(keys))
+    return {item[key]["S"]: item for item in batch_get_items(table, [{key: {"S": k}} for k in unique], attributes)}
+
+
+def batch_get_items(table: str, keys: list[dict[str, Any]], attributes: list[str] | None = None) -> list[dict[str, Any]]:
+    """The items of `table` with these keys (each in DynamoDB's form, e.g.
+    {"pk": {"S": ...}}; no key twice), in no particular order: one strongly
+    consistent BatchGetItem per 100 keys, what DynamoDB leaves unprocessed asked
+    again with jittered backoff (ServiceBusy after eight tries); a key with no
+    item has none.  `attributes`: only these are read."""
+    found: list[dict[str, Any]] = []
     reading: dict[str, Any] = {"ConsistentRead": True}
     if attributes:
         reading["ProjectionExpression"] = ", ".join(f"#a{i}" for i in range(len(attributes)))
         reading["ExpressionAttributeNames"] = {f"#a{i}": name for i, name in enumerate(attributes)}
-    for start in range(0, len(unique), 100):
-        request: dict[str, Any] = {table: {"Keys": [{key: {"S": k}} for k in unique[start : start + 100]], **reading}}
+    for start in range(0, len(keys), 100):
+        request: dict[str, Any] = {table: {"Keys": keys[start : start + 100], **reading}}
         for attempt in range(8):
             answer = client("dynamodb").batch_get_item(RequestItems=request)
-            for item in answer.get("Responses", {}).get(table, []):
-                found[item[key]["S"]] = item
+            found.extend(answer.get("Responses", {}).get(table, []))
             request = answer.get("UnprocessedKeys") or {}
             if not request:
                 break
