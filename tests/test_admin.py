@@ -15,7 +15,8 @@ from urllib.parse import quote, urlencode
 import botocore.auth
 import botocore.client
 import pytest
-from carekey import audit, aws, otp, store
+from carekey import audit, audit_trail, audit_verify, aws, otp, store
+from carekey.api import Client
 
 from local import events, sigv4
 from local.functions import LambdaContext, handler
@@ -497,6 +498,121 @@ def test_the_audit_answer_states_the_hot_window_and_holds_what_is_in_it(api, ope
     gone = operator.get(f"/admin/users/{user_id}/audit")
     assert gone.status == 404
     assert gone.json()["message"] == "There is no user with this id, and no audit record about it in the last 90 days."
+
+
+def _many_records(api: ApiClient, queues, email: str, by_id: int, by_address: int) -> str:
+    """A person with `by_id` more records naming their id and `by_address` naming only
+    the keyed hash of their address (as a failed sign-in does), written by the writer."""
+    user_id, _ = _person(api, email)
+    who = Client(ip="198.51.100.7", user_agent="test", request_id="r")
+    for _ in range(by_id):
+        audit.record("refresh", "success", who, user_id=user_id)
+    for _ in range(by_address):
+        audit.record("login", "failure", who, email_hash=otp.email_key(email))
+    queues.drain()
+    return user_id
+
+
+def _trail_as_the_full_index_gave_it(subject: str, since: str) -> list[dict[str, Any]]:
+    """One subject's records as the reader before keys-only read them: straight from
+    the by_subject index, which held every record in full (projection ALL)."""
+    pages = aws.client("dynamodb").get_paginator("query").paginate(
+        TableName=audit_trail.AuditRecord.Meta.table_name,
+        IndexName="by_subject",
+        KeyConditionExpression="subject = :s AND #at >= :at",
+        ExpressionAttributeNames={"#at": "at"},
+        ExpressionAttributeValues={":s": {"S": subject}, ":at": {"S": since}},
+    )
+    return [audit_trail.stored_form(audit_trail.AuditRecord.from_raw_data(i)) for page in pages for i in page["Items"]]
+
+
+def _audit_table_as(stack: Stack) -> None:
+    """The audit table recreated (empty) as `stack` declares it."""
+    table = stack.tables()["AuditTable"]["create"]
+    aws.client("dynamodb").delete_table(TableName=table["TableName"])
+    aws.client("dynamodb").create_table(**table)
+
+
+def test_the_audit_answer_is_the_same_through_the_old_index_the_upgrade_and_the_keys_only_index(
+    api, operator, queues, settings_override, monkeypatch
+):
+    # Given the audit table as an old stack's first upgrade deploy leaves it (LegacyAuditIndex=read): both indexes
+    _audit_table_as(Stack(name=STACK.name, overrides={"LegacyAuditIndex": "read"}))
+    # and a person with 150 records naming their id and 20 naming their address: more than a BatchGetItem's 100
+    user_id = _many_records(api, queues, "many.records@example.com", by_id=150, by_address=20)
+    # When an operator reads their trail as before the upgrade (the full records straight from by_subject)
+    monkeypatch.setattr(audit_verify, "trail_of", _trail_as_the_full_index_gave_it)
+    before = _trail(operator, user_id)
+    monkeypatch.undo()
+    # and as the first deploy reads it (by_subject's keys, the records fetched by key)
+    settings_override(AUDIT_SUBJECT_INDEX=Stack(overrides={"LegacyAuditIndex": "read"}).function_environment("AdminAuditFunction")["AUDIT_SUBJECT_INDEX"])
+    upgrading = _trail(operator, user_id)
+    # and as the second deploy and every new stack read it (audit_by_subject, keys only)
+    settings_override(AUDIT_SUBJECT_INDEX=Stack().function_environment("AdminAuditFunction")["AUDIT_SUBJECT_INDEX"])
+    after = _trail(operator, user_id)
+    # Then every answer holds the same records in the same order (oldest first), each later one only with
+    # the record of the read before it added
+    assert len(before) > 170 and [r["seq"] for r in before] == sorted(r["seq"] for r in before)
+    assert sum(r["event"] == "refresh" for r in before) == 150 and sum(r["outcome"] == "failure" for r in before) == 20
+    assert upgrading[:-1] == before and after[:-1] == upgrading
+    assert [(r["event"], r["detail"]) for r in (upgrading[-1], after[-1])] == [("admin.audit_read", {"operator": sigv4.PRINCIPAL_ARN})] * 2
+    # And each record is as the writer chained it
+    assert all(r["hash"] == audit_trail.digest(r) for r in after)
+
+
+def test_a_long_trail_is_fetched_in_batches_of_at_most_100_keys_and_unprocessed_keys_are_asked_again(api, queues, monkeypatch):
+    # Given a person with 230 records naming their id
+    user_id = _many_records(api, queues, "long.trail@example.com", by_id=230, by_address=0)
+    # and a DynamoDB that, as under load, leaves part of the first batch unprocessed
+    original, calls, held_back = botocore.client.BaseClient._make_api_call, [], []
+
+    def throttled(client, operation, params):
+        answer = original(client, operation, params)
+        if client.meta.service_model.service_name == "dynamodb":
+            calls.append((operation, params))
+        if operation == "BatchGetItem" and not held_back:
+            table, found = next(iter(answer["Responses"].items()))
+            held_back.extend(found[:40])
+            answer["Responses"][table] = found[40:]
+            keys = [{"chain": item["chain"], "seq": item["seq"]} for item in held_back]
+            answer["UnprocessedKeys"] = {table: {**params["RequestItems"][table], "Keys": keys}}
+        return answer
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", throttled)
+    # When the trail is read
+    trail = audit_verify.trail_of(user_id)
+    # Then it is every record the table holds about them, oldest first, whole
+    held = [audit_trail.stored_form(i) for i in audit_trail.AuditRecord.query(audit_trail.TRAIL) if i.user_id == user_id]
+    assert sum(r["event"] == "refresh" for r in held) == 230
+    assert trail == sorted(held, key=lambda r: r["at"])
+    # read from the keys-only index, then by key in strongly consistent batches of at most 100, the held-back keys again
+    assert [p.get("IndexName") for op, p in calls if op == "Query"] == ["audit_by_subject", None]  # None: `held` above
+    batches = [p["RequestItems"][audit_trail.AuditRecord.Meta.table_name] for op, p in calls if op == "BatchGetItem"]
+    assert all(b["ConsistentRead"] is True for b in batches) and len(held_back) == 40
+    assert max(len(b["Keys"]) for b in batches) == 100 and sum(len(b["Keys"]) for b in batches) == len(held) + 40
+
+
+def test_a_record_gone_from_the_table_but_still_in_the_index_is_left_out(api, operator, queues, monkeypatch):
+    # Given a person with a few records, one of which DynamoDB's TTL deletes just after the index lists it
+    user_id = _many_records(api, queues, "expiring@example.com", by_id=3, by_address=1)
+    held = sorted(r["seq"] for s in (user_id, otp.email_key("expiring@example.com")) for r in audit_verify.trail_of(s))
+    listed = audit_verify._subject_keys
+    gone: list[int] = []
+
+    def then_expired(subject, since=None):
+        keys = listed(subject, since)
+        if subject == user_id and not gone:
+            chain, seq = keys[1]
+            audit_trail.AuditRecord(chain, seq).delete()
+            gone.append(seq)
+        return keys
+
+    monkeypatch.setattr(audit_verify, "_subject_keys", then_expired)
+    # When an operator reads the trail
+    response = operator.get(f"/admin/users/{user_id}/audit")
+    # Then the answer is every other record, oldest first, and no error
+    assert response.status == 200, response.body
+    assert gone and [r["seq"] for r in response.json()["records"]] == [s for s in held if s != gone[0]]
 
 
 # ---- a person deletes their own account -----------------------------------------------

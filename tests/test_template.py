@@ -136,6 +136,69 @@ def test_the_sessions_user_index_holds_keys_only_and_an_old_stack_moves_to_it_on
         assert after[2] == after[1]  # each function may query exactly the index it reads
 
 
+def _queried_indexes(statements: list[Any]) -> set[str]:
+    """The index names these (resolved) policy statements let their holder query."""
+    out = set()
+    for s in statements:
+        resources = s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]
+        out |= {r.rsplit("/", 1)[1] for r in resources if "dynamodb:Query" in _actions(s) and "/index/" in r}
+    return out
+
+
+def _audit_index_phase(stack: Stack) -> tuple[dict[str, str], set[str], set[str]]:
+    """The audit table's indexes (name -> projection), the index the operators'
+    audit reads query (AdminAuditFunction; `make audit-export` takes the stack's
+    function environment), and the indexes AdminAuditFunction and the auditors'
+    AuditReadPolicy may query."""
+    indexes = {i["IndexName"]: i["Projection"]["ProjectionType"] for i in stack.tables()["AuditTable"]["create"]["GlobalSecondaryIndexes"]}
+    read = {stack.function_environment("AdminAuditFunction")["AUDIT_SUBJECT_INDEX"], stack.service_environment()["AUDIT_SUBJECT_INDEX"]}
+    statements = [s for p in stack.resolve(R["AdminAuditFunction"]["Properties"]["Policies"]) if isinstance(p, dict) for s in p.get("Statement", [])]
+    statements += _dynamodb_statements(stack, R["AuditReadPolicy"])
+    return indexes, read, _queried_indexes(statements)
+
+
+def _dynamodb_statements(stack: Stack, policy: dict[str, Any]) -> list[dict[str, Any]]:
+    """A managed policy's DynamoDB statements, resolved for `stack`."""
+    return [stack.resolve(s) for s in _statements(policy) if any(a.startswith("dynamodb:") for a in _actions(s))]
+
+
+def test_the_audit_subject_index_holds_keys_only_and_an_old_stack_moves_to_it_one_index_a_deploy():
+    # Given a new stack: one index of a person's records, by subject and time, keys only (each record stored once)
+    [index] = TABLES["AuditTable"]["Properties"]["GlobalSecondaryIndexes"][:1]
+    assert index["IndexName"] == "audit_by_subject" and index["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+    assert index["KeySchema"] == [{"AttributeName": "subject", "KeyType": "HASH"}, {"AttributeName": "at", "KeyType": "RANGE"}]
+    assert T["Parameters"]["LegacyAuditIndex"]["Default"] == "drop"
+    new = _audit_index_phase(Stack())
+    assert new == ({"audit_by_subject": "KEYS_ONLY"}, {"audit_by_subject"}, {"audit_by_subject"})
+    # Then only the operators' audit function is told the index
+    assert {name for name in FUNCTIONS if "AUDIT_SUBJECT_INDEX" in Stack().function_environment(name)} == {"AdminAuditFunction"}
+    # An old stack (only by_subject, projection ALL) upgrades in deploys that each add or delete at most one index
+    # (CloudFormation's limit) and never read an index that is not there and active: read, then keep, then drop
+    phases = [({"by_subject": "ALL"}, {"by_subject"}, {"by_subject"})]
+    phases += [_audit_index_phase(Stack(overrides={"LegacyAuditIndex": value})) for value in ("read", "keep", "drop")]
+    assert phases[1] == ({"audit_by_subject": "KEYS_ONLY", "by_subject": "ALL"}, {"by_subject"}, {"by_subject"})
+    assert phases[2] == ({"audit_by_subject": "KEYS_ONLY", "by_subject": "ALL"}, {"audit_by_subject"}, {"audit_by_subject"})
+    assert phases[3] == new
+    for before, after in zip(phases, phases[1:], strict=False):
+        assert len(set(before[0]) ^ set(after[0])) <= 1
+        assert before[1] <= set(after[0])  # while the functions update, the index they read until then is there
+        assert after[1] <= set(before[0]) & set(after[0])  # the index they read next was added (and backfilled) by an earlier deploy
+        assert after[2] == after[1]  # the function and the auditors may query exactly the index they read
+    # And the old index, while kept, is the one the old stack had: same keys, every attribute
+    [old] = Stack(overrides={"LegacyAuditIndex": "keep"}).tables()["AuditTable"]["create"]["GlobalSecondaryIndexes"][1:]
+    assert old == {"IndexName": "by_subject", "KeySchema": index["KeySchema"], "Projection": {"ProjectionType": "ALL"}}
+    # And in every phase the operators' function fetches by key only records (partition trail), never a seal or the head
+    for value in ("read", "keep", "drop"):
+        stack = Stack(overrides={"LegacyAuditIndex": value})
+        statements = [s for p in stack.resolve(R["AdminAuditFunction"]["Properties"]["Policies"]) if isinstance(p, dict) for s in p.get("Statement", [])]
+        on_table = [s for s in statements if s["Resource"] == stack.arn("AuditTable")]
+        assert [(s["Action"], s["Condition"]) for s in on_table] == [
+            (["dynamodb:BatchGetItem"], {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["trail"]}})
+        ]
+        auditors = _dynamodb_statements(stack, R["AuditReadPolicy"])
+        assert any("dynamodb:BatchGetItem" in _actions(s) and stack.arn("AuditTable") in s["Resource"] for s in auditors)
+
+
 def test_ttl_only_on_short_lived_items_and_audit_records():
     with_ttl = {n for n, t in TABLES.items() if t["Properties"].get("TimeToLiveSpecification")}
     assert with_ttl == {"OtpTable", "SessionsTable", "LimitsTable", "AuditTable"}
@@ -192,7 +255,7 @@ def test_least_privilege_per_function():
         for table, actions in _table_actions(fn).items():
             assert "dynamodb:Scan" not in actions and "dynamodb:*" not in actions, name
             if table == "AuditTable":
-                assert actions <= {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}, name
+                assert name == "AdminAuditFunction" and actions == {"dynamodb:BatchGetItem"}, name
 
 
 def _statements(policy: dict[str, Any]) -> list[dict[str, Any]]:
@@ -204,9 +267,10 @@ def _actions(statement: dict[str, Any]) -> list[str]:
 
 
 def test_only_the_writer_touches_audit_records_and_it_cannot_delete_them():
-    # Request-path functions may only send to the audit queue
+    # Request-path functions may only send to the audit queue; the operators' audit function reads
+    # records by key (those its index lists, partition trail: see the subject index's test) and writes nothing
     for name, fn in FUNCTIONS.items():
-        assert "AuditTable" not in _table_actions(fn), name
+        assert _table_actions(fn).get("AuditTable", set()) == ({"dynamodb:BatchGetItem"} if name == "AdminAuditFunction" else set()), name
     assert _statements(R["AuditSubmitPolicy"]) == [{"Effect": "Allow", "Action": ["sqs:SendMessage"], "Resource": {"Fn::GetAtt": ["AuditQueue", "Arn"]}}]
     # The writer puts records (partition "trail") and seals (partition "seal"), reads whether a seal
     # is stored, and reads and moves only its head (partition "head"); it never reads a record

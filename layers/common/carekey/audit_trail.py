@@ -21,8 +21,9 @@ So:
 - removing or reordering whole batches breaks the seals' `prev_seal` chain.
 
 Records and seals are stored twice: in DynamoDB (records in partition
-`trail`, seals in partition `seal` under their batch's last seq; index
-`by_subject` for one person's trail) and in S3 objects
+`trail`, seals in partition `seal` under their batch's last seq; the index
+`audit_by_subject`, keys only, lists one person's records, which are then
+read by key) and in S3 objects
 `trail/<first seq>-<last seq>.jsonl` (the batch's records, then its seal)
 under Object Lock in COMPLIANCE mode.  The head item (partition `head`)
 holds the chain's end and the last batch the writer committed.
@@ -45,7 +46,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 from pynamodb.attributes import BinaryAttribute, ListAttribute, MapAttribute, NumberAttribute, TTLAttribute, UnicodeAttribute
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
 from carekey import aws
@@ -75,15 +75,6 @@ FIELDS = (
 SEAL_FIELDS = ("first_seq", "last_seq", "hashes", "prev_seal", "written_at")
 ARCHIVE_PREFIX = "trail/"
 DAY = 86400
-
-
-class BySubject(GlobalSecondaryIndex):
-    class Meta:
-        index_name = "by_subject"
-        projection = AllProjection()
-
-    subject = UnicodeAttribute(hash_key=True)
-    at = UnicodeAttribute(range_key=True)
 
 
 class AuditRecord(Model):
@@ -127,7 +118,6 @@ class AuditRecord(Model):
     # batch, a write unit a KB); `pending` is the plain JSON heads held before.
     pending_gz = BinaryAttribute(null=True, legacy_encoding=False)
     pending = UnicodeAttribute(null=True)
-    by_subject = BySubject()
 
 
 def packed(batch: dict[str, Any]) -> bytes:
@@ -239,7 +229,7 @@ def window_start(now: int, hot_days: int) -> str:
 
 
 def subject_of(record: dict[str, Any]) -> str | None:
-    """The `by_subject` key: the user id, else the keyed hash of the address."""
+    """The subject index's key: the user id, else the keyed hash of the address."""
     return record.get("user_id") or record.get("email_hash")
 
 

@@ -57,7 +57,6 @@ from carekey.audit_trail import (
     SEAL,
     TRAIL,
     AuditRecord,
-    BySubject,
     archive_lines,
     digest,
     expires_at,
@@ -401,16 +400,47 @@ def verify() -> Verdict:
 
 
 def archived_trail_of(subjects: set[str]) -> list[dict[str, Any]]:
-    """Every archived record about these user ids or email hashes (as `by_subject`
-    keys them), read from each object's original version, in chain order: the
-    whole trail, past the hot window too.  It reads the whole archive, as
-    verify() does; verify() is what reports tampering."""
+    """Every archived record about these user ids or email hashes (as the
+    subject index keys them), read from each object's original version, in
+    chain order: the whole trail, past the hot window too.  It reads the whole
+    archive, as verify() does; verify() is what reports tampering."""
     records, _ = _archive_records(Verdict())
     return [r for r in records if isinstance(r.get("seq"), int) and subject_of(r) in subjects]
 
 
 def trail_of(subject: str, since: str | None = None) -> list[dict[str, Any]]:
     """Every record about one user id or email hash that DynamoDB holds (from
-    `since`, an ISO time, when given), oldest first."""
-    condition = BySubject.at >= since if since is not None else None
-    return [stored_form(item) for item in AuditRecord.by_subject.query(subject, condition)]
+    `since`, an ISO time, when given), oldest first: the subject index lists
+    their keys, strongly consistent BatchGetItems of up to 100 fetch them.  A
+    record gone since the index listed it (its TTL) is left out."""
+    return _records_by_key(_subject_keys(subject, since))
+
+
+def _subject_keys(subject: str, since: str | None = None) -> list[tuple[str, int]]:
+    """The (chain, seq) keys of the subject's records, oldest first, as the
+    subject index (AUDIT_SUBJECT_INDEX) lists them: keys only and, like any
+    index, eventually consistent."""
+    names, values = {"#s": "subject", "#c": "chain", "#q": "seq"}, {":s": {"S": subject}}
+    condition = "#s = :s"
+    if since is not None:
+        names["#at"] = "at"  # a reserved word
+        values[":at"] = {"S": since}
+        condition += " AND #at >= :at"
+    pages = aws.client("dynamodb").get_paginator("query").paginate(
+        TableName=AuditRecord.Meta.table_name,
+        IndexName=settings().audit_subject_index,
+        KeyConditionExpression=condition,
+        ExpressionAttributeNames=names,
+        ExpressionAttributeValues=values,
+        ProjectionExpression="#c, #q",
+    )
+    keys = [(item["chain"]["S"], int(item["seq"]["N"])) for page in pages for item in page["Items"]]
+    return list(dict.fromkeys(keys))
+
+
+def _records_by_key(keys: list[tuple[str, int]]) -> list[dict[str, Any]]:
+    """These records, in this order, read strongly consistently; one that no
+    longer exists is left out."""
+    requested = [{"chain": {"S": chain}, "seq": {"N": str(seq)}} for chain, seq in keys]
+    found = {(i["chain"]["S"], int(i["seq"]["N"])): i for i in store.batch_get_items(AuditRecord.Meta.table_name, requested)}
+    return [stored_form(AuditRecord.from_raw_data(found[k])) for k in keys if k in found]

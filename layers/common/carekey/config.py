@@ -37,6 +37,9 @@ class Settings(BaseModel):
     sessions_user_index: str = Field("sessions_by_user", alias="SESSIONS_USER_INDEX")
     limits_table: str = Field("carekey-limits", alias="LIMITS_TABLE")
     audit_table: str = Field("carekey-audit", alias="AUDIT_TABLE")
+    # The audit table's index of one person's records (keys only); another name
+    # only while a stack upgrades from the index it replaced (LegacyAuditIndex).
+    audit_subject_index: str = Field("audit_by_subject", alias="AUDIT_SUBJECT_INDEX")
     passkeys_table: str = Field("carekey-passkeys", alias="PASSKEYS_TABLE")
     audit_queue_url: str = Field("", alias="AUDIT_QUEUE_URL")
     audit_mac_key_id: str = Field("alias/carekey-audit-mac", alias="AUDIT_MAC_KEY_ID")
