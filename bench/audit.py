@@ -130,8 +130,8 @@ def measure(stack: Any, counter_class: Any, events: int = EVENTS, path_samples: 
         table = stack.tables()["AuditTable"]["create"]["TableName"]
         head = boto3.client("dynamodb").get_item(TableName=table, Key={"chain": {"S": "head"}, "seq": {"N": "0"}}, ConsistentRead=True)["Item"]
         head_bytes = _size(head)
-        # What a record occupies at rest: its DynamoDB item (and the by_subject index's
-        # copy of it, projected ALL), and its share of the archive's objects.
+        # What a record occupies at rest: its DynamoDB item (its index entry, keys
+        # only, is priced by bench.cost from the template), and its share of the archive's objects.
         from carekey.config import settings
 
         s3 = boto3.client("s3")
@@ -222,7 +222,8 @@ def section(r: dict[str, Any]) -> str:
             "",
             f"DynamoDB capacity per batch: {r['rcu_per_batch']:.1f} RCU, {r['wcu_per_batch']:.1f} WCU (the head item,",
             f"{r['head_bytes']:,} bytes with the batch it holds, is written once; before, twice; every record",
-            "also enters the by_subject index, which the operators' audit-by-user query reads: a write unit each).",
+            "also enters the audit_by_subject index (its keys only), which the operators' audit-by-user query",
+            "reads: a write unit each).",
             END,
         ]
     )

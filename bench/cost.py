@@ -231,8 +231,8 @@ CONSUMER_MS_PER_BATCH = 50.0  # the consumer's own time for a batch (mostly wait
 # audit` counts it (capacity from item sizes; the head item holds the batch
 # gzipped, about 2 KB). Replaced by the measured figures when the run has them (data["audit"]).
 # The design before seals wrote the head twice a batch and MAC'd every record.
-AUDIT_WRITER_PER_BATCH = {"rcu": 2.0, "wcu": 24.0}  # with the by_subject index's entries (10), the head gzipped
-AUDIT_WRITER_BEFORE_PER_BATCH = {"rcu": 2.0, "wcu": 32.0}  # with the by_subject index's 10 entries, which its count missed
+AUDIT_WRITER_PER_BATCH = {"rcu": 2.0, "wcu": 24.0}  # with the subject index's entries (10, a unit each), the head gzipped
+AUDIT_WRITER_BEFORE_PER_BATCH = {"rcu": 2.0, "wcu": 32.0}  # with the subject index's 10 entries, which its count missed
 
 
 @dataclass(frozen=True)
@@ -322,11 +322,19 @@ def audit_events(flow: dict[str, Any]) -> float:
 
 # What an audit record occupies at rest, when the run did not measure it
 # (`python -m bench audit`): its DynamoDB item with DynamoDB's 100 bytes of
-# overhead, stored again in full by the by_subject index (projection ALL), and
-# its share of the archive's objects (JSON lines gzipped, one object a batch).
+# overhead (its index entries come on top: audit_index_bytes), and its share of
+# the archive's objects (JSON lines gzipped, one object a batch).
 AUDIT_RECORD_BYTES = 830.0
 AUDIT_ARCHIVE_BYTES = 205.0
 AUDIT_SEAL_BYTES = 1100.0  # a batch's seal item in DynamoDB (its digests and MAC), a tenth an event
+# A record's entry in a keys-only index: DynamoDB stores the index's keys and the
+# table's, names and values, plus 100 bytes of overhead. subject is a 36-character
+# user id or, for an event about an address alone, a 64-hex keyed hash (the
+# longer counted); at an ISO time of 27 characters; chain "trail"; seq a number
+# (DynamoDB stores a number in at most about 8 bytes at these magnitudes).
+AUDIT_KEYS_ONLY_ENTRY_BYTES = float(
+    len("subject") + 64 + len("at") + 27 + len("chain") + len("trail") + len("seq") + 8 + 100
+)
 
 
 def audit_months_kept(stack: Stack | None = None) -> tuple[float, float]:
@@ -347,16 +355,41 @@ def _kept(levers: Levers) -> tuple[float, float]:
     return (hot if levers.audit_hot_window else archive), archive
 
 
-def audit_storage_per_event(measured: dict[str, Any] | None = None, kept: tuple[float, float] | None = None) -> float:
+def audit_indexes(stack: Stack | None = None) -> dict[str, str]:
+    """The audit table's indexes in the template: name -> projection."""
+    stack = stack or Stack()
+    indexes = stack.tables()["AuditTable"]["create"].get("GlobalSecondaryIndexes", [])
+    return {i["IndexName"]: i["Projection"]["ProjectionType"] for i in indexes}
+
+
+def audit_index_entry_bytes(projection: str, record: float) -> float:
+    """A record's entry (of `record` bytes as an item) in an index of this
+    projection: a whole copy (ALL), or the keys (KEYS_ONLY)."""
+    if projection == "ALL":
+        return record
+    if projection == "KEYS_ONLY":
+        return AUDIT_KEYS_ONLY_ENTRY_BYTES
+    raise ValueError(f"the model prices an audit index projecting ALL or KEYS_ONLY, not {projection}")
+
+
+def audit_index_bytes(record: float, stack: Stack | None = None) -> float:
+    """What the audit table's indexes store for one record, as the template
+    projects them (seals and the head have no subject, so no entry)."""
+    return sum(audit_index_entry_bytes(projection, record) for projection in audit_indexes(stack).values())
+
+
+def audit_storage_per_event(
+    measured: dict[str, Any] | None = None, kept: tuple[float, float] | None = None, stack: Stack | None = None
+) -> float:
     """What one audit event a month costs at rest, in steady state: each month's
     records are stored for as many months as they are kept (the first 25 GB of
-    DynamoDB free are left out: at this scale they are a rounding)."""
+    DynamoDB free are left out: at this scale they are a rounding), with their
+    index entries as `stack` (the template's defaults) projects them."""
     record = (measured or {}).get("record_bytes") or AUDIT_RECORD_BYTES
     archived = (measured or {}).get("archive_bytes_per_record") or AUDIT_ARCHIVE_BYTES
     seal = (measured or {}).get("seal_bytes") or AUDIT_SEAL_BYTES
     hot, archive = kept or audit_months_kept()
-    indexes = 1  # by_subject, projection ALL
-    dynamodb = (record * (1 + indexes) + seal / BATCH) * hot
+    dynamodb = (record + audit_index_bytes(record, stack) + seal / BATCH) * hot
     return (dynamodb * P["ddb_storage_gb_month"] + archived * archive * P["s3_standard_gb_month"]) / 1e9
 
 

@@ -107,3 +107,28 @@ def test_entering_leaving_and_moving_within_an_index():
 def test_an_entry_over_a_kilobyte_bills_a_unit_per_kilobyte_begun():
     big = {**ITEM, "blob": {"S": "x" * 2500}}
     assert _index_units({"ProjectionType": "ALL"}, None, big) == [("by_owner", 3)]
+
+
+def test_the_audit_trail_at_rest_counts_each_index_entry_as_the_template_projects_it():
+    from carekey import otp, store
+    from carekey.audit_trail import window_start
+
+    from bench.cost import AUDIT_KEYS_ONLY_ENTRY_BYTES, P, audit_index_bytes, audit_indexes, audit_storage_per_event
+    from local.template import Stack
+
+    # Given a record of 838 bytes and its seal's share, kept three months in DynamoDB and six years in the archive
+    measured, kept = {"record_bytes": 838.0, "seal_bytes": 1100.0, "archive_bytes_per_record": 200.0}, (3.0, 72.0)
+    # When the model prices it as a new stack's template declares the audit table
+    now = audit_storage_per_event(measured, kept)
+    # Then the one index holds keys only, and the record is stored once beside its index entry (keys and overhead)
+    assert audit_indexes() == {"audit_by_subject": "KEYS_ONLY"}
+    assert audit_index_bytes(838.0) == AUDIT_KEYS_ONLY_ENTRY_BYTES < 838.0 / 3
+    # When a stack upgrading from the full-copy index still keeps it (LegacyAuditIndex=keep)
+    upgrading = audit_storage_per_event(measured, kept, Stack(overrides={"LegacyAuditIndex": "keep"}))
+    # Then the record is priced a second time in full, for as long as DynamoDB keeps it
+    assert abs((upgrading - now) - 838.0 * 3.0 * P["ddb_storage_gb_month"] / 1e9) < 1e-15
+    # And the entry's estimate holds for the longest subject the writer keys records by (a keyed hash of an
+    # address; a user id is 36 characters) and the time as records carry it
+    longest = max(otp.email_key("someone@example.com"), "3f2a6c1e-5b7d-4e8f-9a0b-1c2d3e4f5a6b", key=len)
+    entry = len("subject") + len(longest) + len("at") + len(window_start(store.now(), 90)) + len("chain") + len("trail") + len("seq") + 8 + 100
+    assert entry == AUDIT_KEYS_ONLY_ENTRY_BYTES
