@@ -80,6 +80,7 @@ def login(call: Call[LoginRequest]) -> Reply:
         audit.record("login", "locked_out", call.client, email_hash=email_hash)
         metrics.add_metric(name="LoginLockouts", unit=MetricUnit.Count, value=1)
         raise
+    looked_up = time.perf_counter()  # a failure answers no sooner than a fixed time after this
     user = store.user_by_email(body.email)
     passwords.prepare_dummy_check()  # an environment's one-off work, before either path's checks
     check = passwords.dummy_check(body.password) if user is None else passwords.check(body.password, user.password_hash)
@@ -94,18 +95,21 @@ def login(call: Call[LoginRequest]) -> Reply:
             passwords.dummy_check(body.password)
         else:
             signup_right = passwords.verify_password(body.password, signup.password_hash)
-        # Whatever the account's hash (or none), the failed check costs the dearest native one's time.
-        passwords.top_up_failed_check(check, time.perf_counter() - started)
+        second_check = time.perf_counter() - started
         if signup_right:
             assert signup is not None
             limits.ip_passed(admission)
             audit.record("login", "email_not_verified", call.client, user_id=signup.signup_id, email_hash=email_hash)
+            passwords.settle_failure(looked_up, second_check)
             raise errors.EmailNotVerified(email=body.email, can_resend_otp=True)
         limits.login_failed(body.email)
         if gate.locks:
             email_work.login_locked(body.email, call.client)
         audit.record("login", "failure", call.client, user_id=user.user_id if user else None, email_hash=email_hash)
         metrics.add_metric(name="LoginFailures", unit=MetricUnit.Count, value=1)
+        # Whatever the account's hash (or none), and whatever the look-up and the failure's
+        # own writes cost, the answer leaves at the same time after the look-up.
+        passwords.settle_failure(looked_up, second_check)
         raise errors.InvalidCredentials()
     assert user is not None
     limits.ip_passed(admission)
