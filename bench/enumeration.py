@@ -1,7 +1,9 @@
 """The enumeration section of `make bench`: can time tell an account from a stranger?
 
 For each endpoint that takes an email and answers the same for every address
-(register, forgot-password, resend-otp, resend-password-reset-otp), 200
+(register, forgot-password, resend-otp, resend-password-reset-otp, and login
+with a wrong password: each account once, Argon2id accounts and accounts
+holding a bcrypt-era hash, each against strangers), 200
 requests about addresses with an account and 200 about strangers, interleaved
 (account, stranger, account, ...) so a busy moment hits both alike, through
 the local gateway against moto in-process.  The answer time is what a client
@@ -126,6 +128,25 @@ def measure(stack: Any, n: int = 200) -> dict[str, Any]:
             "POST /resend-otp": lambda e: api.post("/resend-otp", {"email": e, "context": "password_reset"}),
             "POST /resend-password-reset-otp": lambda e: api.post("/resend-password-reset-otp", {"email": e}),
         }
+        # A wrong password: each account tried once (a lock would answer without a check, for
+        # any address alike), Argon2id accounts and accounts holding the bcrypt hash of one
+        # made before Argon2id, so the failure floor is measured against both formats.
+        from carekey import passwords, store
+
+        for kind in ("Argon2id", "bcrypt-era"):
+            signed_up = [f"login-{kind.lower()}{i}@example.com" for i in range(n + 3)]
+            for i, email in enumerate(signed_up):
+                api.register(email)
+                _after_answer(pump)
+                api.post("/verify-otp", {"email": email, "otp": api.latest_code(email)})
+                _after_answer(pump)
+                if kind == "bcrypt-era":
+                    user = store.user_by_email(email)
+                    store.UserItem(user.pk).update(actions=[store.UserItem.password_hash.set(passwords.bcrypt_hash(f"{other}-{i}"))])
+            unused = iter(signed_up)
+            endpoints[f"POST /login (wrong password, {kind} account)"] = lambda e, unused=unused: api.post(
+                "/login", {"email": next(unused) if e.startswith("account") else e, "password": "not-the-password-77"}
+            )
         for name, call in endpoints.items():
             for warm in range(3):  # imports, keys, first connections
                 call(accounts[warm])
