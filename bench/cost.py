@@ -288,6 +288,13 @@ def _calls_cost(calls: dict[str, float], levers: Levers = NOW) -> float:
     return consumers + sum(n * price.get(op, 0.0) for op, n in calls.items())
 
 
+def email_cost(flow: dict[str, Any]) -> float:
+    """What a flow's emails cost (SES, counted in the run), the part of its
+    "other" that Cognito's own prices leave out: Cognito bills its email apart
+    (SES, or its capped built-in sender)."""
+    return sum(n * P["ses_email"] for op, n in flow.get("calls", {}).items() if op.split(":")[0] in ("ses", "sesv2"))
+
+
 # Routine token rotations reach the audit trail as one summary a session every
 # REFRESH_AUDIT_MINUTES (carekey/flows/sessions.py). The bench's refreshes come
 # from one address within that interval, so they submit none; the model adds a

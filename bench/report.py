@@ -33,6 +33,7 @@ from bench.cost import (  # the prices and the model live in bench/cost.py
     audit_months_kept,
     audit_storage_per_event,
     cpu_share,
+    email_cost,
     fixed_monthly,
     flow_cost,
     function_log_retention_months,
@@ -139,7 +140,8 @@ def cost_model(data: dict[str, Any], levers: Levers = NOW, access_minutes: int |
         variable = sum(sum(p.values()) for p in items.values())
         requests = sum(workload[item] * EDGE.get(name, {"requests": 1})["requests"] for item, steps in plan.items() for name, _, _ in steps) * MAU
         xray = xray_monthly(api, requests)
-        out[api] = {"items": items, "xray": xray, "total": variable + xray + sum(out["fixed"].values())}
+        email = sum(workload[item] * MAU * email_cost(flows[name]) for item, steps in plan.items() for name, _, _ in steps if name in flows)
+        out[api] = {"items": items, "xray": xray, "email": email, "total": variable + xray + sum(out["fixed"].values())}
     return out
 
 
@@ -537,6 +539,16 @@ def write(data: dict[str, Any], markdown: Path, svg_path: Path) -> None:
             "limits are atomic counters, and every audited event is one SQS message whose writer (run within the "
             "request here) stores the record and moves the chain head."
         )
+    if model["http"]["total"] > cost_target:
+        http, rest = model["http"], model["rest"]
+        miss_text.append(
+            f"- **Cost** ${http['total']:,.0f} a month for a million active users with the HTTP API "
+            f"(${rest['total']:,.0f} with the REST API) against ${cost_target:,.0f}, ${http['total'] - cost_target:,.0f} over. "
+            f"Like for like with Cognito, whose prices leave out its email, it is ${http['total'] - http['email']:,.0f} "
+            f"(${http['email']:,.0f} of the total is SES: the reset's code and its notice). The measured cause, part by "
+            "part, and the plan (the deployer's settings that close it, each priced, and what each gives up) are under "
+            "Cost per million monthly active users below."
+        )
     if not miss_text:
         miss_text.append("- Every target is met.")
 
@@ -652,7 +664,9 @@ million active users** ({'met' if model['http']['total'] <= cost_target else 'mi
 against ${cost_target:,.0f}), where Cognito at the same scale costs: Lite ${cognito['Lite']:,.0f}, Essentials
 ${cognito['Essentials']:,.0f}, Plus (the tier with compromised-credential
 and adaptive protection, closest to what this service does) ${cognito['Plus']:,.0f}.
-Cognito's prices exclude its email (SES) and any Lambda triggers.
+Cognito's prices exclude its email (SES) and any Lambda triggers; like for
+like, without this service's email (${model['http']['email']:,.0f} of SES a month), the HTTP API costs
+${model['http']['total'] - model['http']['email']:,.0f} and the REST API ${model['rest']['total'] - model['rest']['email']:,.0f}.
 
 **The levers, each shown against the model with that lever alone undone**
 (REST API, a month for a million active users):

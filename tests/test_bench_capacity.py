@@ -132,3 +132,16 @@ def test_the_audit_trail_at_rest_counts_each_index_entry_as_the_template_project
     longest = max(otp.email_key("someone@example.com"), "3f2a6c1e-5b7d-4e8f-9a0b-1c2d3e4f5a6b", key=len)
     entry = len("subject") + len(longest) + len("at") + len(window_start(store.now(), 90)) + len("chain") + len("trail") + len("seq") + 8 + 100
     assert entry == AUDIT_KEYS_ONLY_ENTRY_BYTES
+
+
+def test_a_flows_email_is_priced_apart_for_the_like_for_like_comparison_with_cognito():
+    from bench.cost import P, _calls_cost, email_cost
+
+    # Given a reset's calls as the run counts them: two emails, a queued job, an audit message
+    calls = {"ses:SendEmail": 1.0, "sesv2:SendEmail": 1.0, "sqs:SendMessage": 1.0, "sqs-fifo:SendMessage": 1.0}
+    # When the model takes its email apart
+    email = email_cost({"calls": calls})
+    # Then only the two emails count, and they are part of what the flow's other services cost
+    assert email == 2 * P["ses_email"]
+    assert abs(_calls_cost(calls) - email - _calls_cost({k: v for k, v in calls.items() if not k.startswith("ses")})) < 1e-15
+    assert email_cost({}) == 0.0
