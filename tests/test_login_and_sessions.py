@@ -85,13 +85,15 @@ def test_wrong_password_and_unknown_email_get_the_same_401(api):
 
 def test_a_wrong_password_costs_the_same_whatever_the_account_or_none(api, monkeypatch):
     # Given an Argon2id account, a bcrypt-era account, a pending sign-up and an unknown address,
-    # a bcrypt check at BCRYPT_COST that costs 0.5 s here, and a clock that waiting moves on
+    # a bcrypt check at BCRYPT_COST that costs 0.5 s here and an Argon2id check 0.1 s, and a
+    # clock that waiting moves on
     api.verified_user("pat@example.com")
     api.verified_user("old@example.com")
     old = store.user_by_email("old@example.com")
     store.UserItem(old.pk).update(actions=[store.UserItem.password_hash.set(passwords.bcrypt_hash(PASSWORD, cost=4))])
     api.register("sam@example.com")
     monkeypatch.setattr(passwords, "bcrypt_check_seconds", lambda: 0.5)
+    monkeypatch.setattr(passwords, "argon2_check_seconds", lambda: 0.1)
     waited = {"s": 0.0}
     real = time.perf_counter
     monkeypatch.setattr(passwords.time, "perf_counter", lambda: real() + waited["s"])
@@ -102,8 +104,9 @@ def test_a_wrong_password_costs_the_same_whatever_the_account_or_none(api, monke
         started = passwords.time.perf_counter()
         assert api.post("/login", {"email": email, "password": "not-the-password"}).status == 401
         spent[email] = passwords.time.perf_counter() - started
-    # Then each answer leaves at the floor after the look-up, whatever the address holds
-    assert min(spent.values()) >= 0.5
+    # Then each answer leaves at the floor (a bcrypt check and the second, Argon2id, check)
+    # after the request began, whatever the address holds
+    assert min(spent.values()) >= 0.6
     assert max(spent.values()) - min(spent.values()) < 0.05, spent
 
 
@@ -130,6 +133,33 @@ def test_the_failure_floor_sits_a_quarter_above_the_measured_check(monkeypatch, 
     # Then a bcrypt-era account's own check must run 25% slow before it outlasts the floor
     assert passwords.bcrypt_check_seconds() == pytest.approx(0.25)
     passwords._bcrypt_seconds.cache_clear()  # the next test measures with the real clock
+
+
+def test_the_failure_deadline_is_fixed_when_the_request_begins(monkeypatch):
+    # Given floors of 0.3 s (bcrypt) and 0.05 s (Argon2id), and a clock at 100 s
+    monkeypatch.setattr(passwords, "bcrypt_check_seconds", lambda: 0.3)
+    monkeypatch.setattr(passwords, "argon2_check_seconds", lambda: 0.05)
+    slept: list[float] = []
+    monkeypatch.setattr(passwords.time, "sleep", slept.append)
+    for spent in (0.02, 0.29):  # a quick Argon2id failure, a slow bcrypt-era one
+        monkeypatch.setattr(passwords.time, "perf_counter", lambda spent=spent: 100.0 + spent)
+        # When a failure that began at 100 s settles after `spent` seconds of work
+        passwords.settle_failure(100.0)
+    # Then both answer at 100.35 s: the request's own work never moves the deadline
+    assert slept == [pytest.approx(0.33), pytest.approx(0.06)]
+
+
+def test_the_second_checks_floor_is_one_argon2id_check_measured_once(monkeypatch):
+    # Given an Argon2id check that takes 0.04 s by the clock
+    ticks = iter([5.0, 5.04])
+    passwords._argon2_seconds.cache_clear()
+    passwords.prepare_dummy_check()  # the dummy hash exists already in a warm environment
+    monkeypatch.setattr(passwords.time, "perf_counter", lambda: next(ticks))
+    # When the floor is read twice
+    first, second = passwords.argon2_check_seconds(), passwords.argon2_check_seconds()
+    # Then it was measured once, with the same quarter's margin as bcrypt's
+    assert first == second == pytest.approx(0.05)
+    passwords._argon2_seconds.cache_clear()  # the next test measures with the real clock
 
 
 def test_unverified_account_is_told_only_after_the_right_password(api):

@@ -37,7 +37,8 @@ beside its own 100 MB) matches nothing and is never run.
 A wrong password costs the same whatever the account's hash: a failed check
 (or the dummy check of an address with no account) is topped up to the time of
 the dearest native format an account may still hold, one bcrypt check at
-BCRYPT_COST, measured once per environment (`settle_failure`), so a failed
+BCRYPT_COST, plus the second check every failure makes, measured once per
+environment and counted from the request's start (`settle_failure`), so a failed
 login does not tell a bcrypt-era account from an Argon2id one, an imported
 account from a native one, nor any of them from an address with no account.
 Only failures pay for it; a right password costs one Argon2id check.
@@ -221,16 +222,19 @@ def check(password: str, stored: str) -> Check:
     return Check(right, legacy_algorithm(stored), time.perf_counter() - started)
 
 
-def settle_failure(looked_up: float, second_check: float) -> None:
-    """End a failed login at a fixed time after its account look-up (`looked_up`,
-    a perf_counter reading): the dearest native check an account may hold (one
-    bcrypt check at BCRYPT_COST, `bcrypt_check_seconds`, or the login's second
-    check if that took longer), plus the second
-    check, as measured.  The account's own check, the look-up, and the
-    failure's counters and audit submission all fall inside FLOOR_MARGIN's
-    slack, so none of them (an account's item against none, its user id in the
-    audit record) shows in the answer's time."""
-    target = looked_up + max(second_check, bcrypt_check_seconds()) + second_check
+def settle_failure(started: float) -> None:
+    """End a failed login at a fixed time after it began (`started`, a
+    perf_counter reading taken first thing in the handler): one bcrypt check at
+    BCRYPT_COST (the dearest native hash an account may hold) plus one Argon2id
+    check (the second check every failure makes, against a sign-up or the
+    dummy), each measured once per environment with FLOOR_MARGIN.  The
+    deadline is a constant of the environment: nothing measured in this
+    request moves it, so the limits, the look-up, the account's own check and
+    the failure's counters and audit submission all fall inside the margins'
+    slack, and none of them (an account's item against none, a bcrypt check
+    against an Argon2id one, its user id in the audit record) shows in the
+    answer's time."""
+    target = started + bcrypt_check_seconds() + argon2_check_seconds()
     time.sleep(max(0.0, target - time.perf_counter()))
 
 
@@ -254,6 +258,21 @@ def bcrypt_check_seconds() -> float:
     once (by the first failed login), with FLOOR_MARGIN, so failures can be made
     to cost at least that."""
     return _bcrypt_seconds(settings().bcrypt_cost)
+
+
+@lru_cache(maxsize=4)
+def _argon2_seconds(memory_kib: int, iterations: int) -> float:
+    dummy = _dummy_hash(memory_kib, iterations)
+    started = time.perf_counter()
+    _argon2_matches(b"0" * 32, dummy)
+    return (time.perf_counter() - started) * FLOOR_MARGIN
+
+
+def argon2_check_seconds() -> float:
+    """What one Argon2id check at the configured cost costs in this
+    environment, measured once (by the first failed login), with FLOOR_MARGIN."""
+    cfg = settings()
+    return _argon2_seconds(cfg.argon2_memory_kib, cfg.argon2_iterations)
 
 
 @lru_cache(maxsize=4)

@@ -71,6 +71,7 @@ def start_session(user: store.UserItem, issuer: str, client: Client) -> TokenPai
 
 
 def login(call: Call[LoginRequest]) -> Reply:
+    started = time.perf_counter()  # a failure answers at a fixed time after this
     body = call.body
     admission = limits.ip_guard(call.client)
     email_hash = otp.email_key(body.email)
@@ -80,7 +81,6 @@ def login(call: Call[LoginRequest]) -> Reply:
         audit.record("login", "locked_out", call.client, email_hash=email_hash)
         metrics.add_metric(name="LoginLockouts", unit=MetricUnit.Count, value=1)
         raise
-    looked_up = time.perf_counter()  # a failure answers no sooner than a fixed time after this
     user = store.user_by_email(body.email)
     passwords.prepare_dummy_check()  # an environment's one-off work, before either path's checks
     check = passwords.dummy_check(body.password) if user is None else passwords.check(body.password, user.password_hash)
@@ -88,19 +88,17 @@ def login(call: Call[LoginRequest]) -> Reply:
         # The password of a sign-up still waiting for its code: "Email not verified",
         # whether or not the address has an account, so registering and then logging
         # in proves nothing.  Every wrong password pays for this second check too.
-        started = time.perf_counter()
         signup = store.pending_signup(email_hash)
         signup_right = False
         if signup is None:
             passwords.dummy_check(body.password)
         else:
             signup_right = passwords.verify_password(body.password, signup.password_hash)
-        second_check = time.perf_counter() - started
         if signup_right:
             assert signup is not None
             limits.ip_passed(admission)
             audit.record("login", "email_not_verified", call.client, user_id=signup.signup_id, email_hash=email_hash)
-            passwords.settle_failure(looked_up, second_check)
+            passwords.settle_failure(started)
             raise errors.EmailNotVerified(email=body.email, can_resend_otp=True)
         limits.login_failed(body.email)
         if gate.locks:
@@ -108,8 +106,8 @@ def login(call: Call[LoginRequest]) -> Reply:
         audit.record("login", "failure", call.client, user_id=user.user_id if user else None, email_hash=email_hash)
         metrics.add_metric(name="LoginFailures", unit=MetricUnit.Count, value=1)
         # Whatever the account's hash (or none), and whatever the look-up and the failure's
-        # own writes cost, the answer leaves at the same time after the look-up.
-        passwords.settle_failure(looked_up, second_check)
+        # own writes cost, the answer leaves at the same time after the request began.
+        passwords.settle_failure(started)
         raise errors.InvalidCredentials()
     assert user is not None
     limits.ip_passed(admission)
