@@ -688,6 +688,10 @@ def main(argv: list[str]) -> int:
     enumeration.write(enumerated, ROOT / "docs" / "performance.md")
     audit_section.write(data["audit"], ROOT / "docs" / "performance.md")
     print(f"wrote docs/performance.md and docs/latency.svg in {data['seconds']:.0f}s")
+    told = [name for name, r in enumerated.items() if r["p"] < enumeration.ALPHA]
+    if told:  # a security promise broken: the run fails, the report says where
+        print(f"enumeration by timing: {', '.join(told)} told accounts from strangers (p < {enumeration.ALPHA})")
+        return 1
     return 0
 
 
