@@ -238,12 +238,17 @@ def settle_failure(started: float) -> None:
     time.sleep(max(0.0, target - time.perf_counter()))
 
 
+def _timed_with_margin(one_check: Callable[[], object]) -> float:
+    """The seconds one check took, with FLOOR_MARGIN: a floor for failures."""
+    started = time.perf_counter()
+    one_check()
+    return (time.perf_counter() - started) * FLOOR_MARGIN
+
+
 @lru_cache(maxsize=1)
 def _bcrypt_seconds(cost: int) -> float:
     dummy = f"$2b${cost:02d}${_DUMMY_SALT}{'A' * 31}"
-    started = time.perf_counter()
-    _bcrypt_matches(b"0" * 64, dummy)
-    return (time.perf_counter() - started) * FLOOR_MARGIN
+    return _timed_with_margin(lambda: _bcrypt_matches(b"0" * 64, dummy))
 
 
 # A bcrypt-era account's own check is not topped up when it takes longer than the
@@ -263,9 +268,7 @@ def bcrypt_check_seconds() -> float:
 @lru_cache(maxsize=4)
 def _argon2_seconds(memory_kib: int, iterations: int) -> float:
     dummy = _dummy_hash(memory_kib, iterations)
-    started = time.perf_counter()
-    _argon2_matches(b"0" * 32, dummy)
-    return (time.perf_counter() - started) * FLOOR_MARGIN
+    return _timed_with_margin(lambda: _argon2_matches(b"0" * 32, dummy))
 
 
 def argon2_check_seconds() -> float:
