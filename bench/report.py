@@ -346,11 +346,14 @@ def memory_choice(data: dict[str, Any]) -> str:
     text = f"a login in {chosen[2]} for {price:.0%} of the 1,769 MB price."
     half = rows.get(pw_memory() // 2)
     if half is not None:
-        # A failed login: a check topped up to a bcrypt check, and the sign-up's (or a dummy) check.
-        failed = (base["bcrypt_check"] + base["password_check"]) / cpu_share(pw_memory() // 2)
+        # A failed login answers at a fixed time after it began: one bcrypt check plus one Argon2id
+        # check, each with the failure floor's margin.
+        from carekey.passwords import FLOOR_MARGIN
+
+        failed = (base["bcrypt_check"] + base["password_check"]) * FLOOR_MARGIN / cpu_share(pw_memory() // 2)
         text += (
             f" At {pw_memory() // 2} MB a login is cheaper ({half[3]} a million) but takes {half[2]}, and a failed one, "
-            f"topped up to a bcrypt check at that size's CPU share, about {failed / 1000:.1f} s."
+            f"which waits out one bcrypt check plus one Argon2id check (each with {FLOOR_MARGIN - 1:.0%} added) at that size's CPU share, about {failed / 1000:.1f} s."
         )
     return text
 
@@ -396,7 +399,7 @@ def load_section() -> str:
     argon = run.get("argon2")
     hashing = (
         f"Argon2id at {argon['memory_kib']:,} KiB and {argon['iterations']} pass{'es' if argon['iterations'] > 1 else ''}, "
-        f"failed checks topped up to bcrypt cost {run['bcrypt_cost']}" if argon else f"bcrypt cost {run['bcrypt_cost']}"
+        f"a failed login answering one bcrypt check (cost {run['bcrypt_cost']}) plus one Argon2id check after it began" if argon else f"bcrypt cost {run['bcrypt_cost']}"
     )
     return f"""## Load
 

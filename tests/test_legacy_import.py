@@ -243,7 +243,7 @@ def test_a_wrong_password_costs_an_imported_account_what_it_costs_a_native_one_a
         for email in emails:
             samples[email].append(_login_seconds(api, email, "not-the-password"))
     cost = {email: min(seconds) for email, seconds in samples.items()}
-    # Then each costs what the native account and the stranger do: a check topped up to one bcrypt check, and a dummy
+    # Then each costs what the native account and the stranger do: the failure answers at the same fixed deadline
     native = cost["native@example.com"]
     for email, seconds in cost.items():
         assert 0.75 * native < seconds < 1.5 * native, (email, cost)
