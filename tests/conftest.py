@@ -122,3 +122,23 @@ def pytest_collection_modifyitems(session, config, items):
     except BlockingIOError:
         print("\nanother whole-suite run is under way on this machine: waiting for it to finish", flush=True)
         fcntl.flock(_turn, fcntl.LOCK_EX)
+
+
+@pytest.fixture
+def service_logs():
+    """Everything the service logs (its own logger and the root logger's),
+    formatted exactly as in Lambda."""
+    import io
+    import logging
+
+    from carekey.observability import logger
+
+    sink = io.StringIO()
+    handler = logging.StreamHandler(sink)
+    handler.setFormatter(logger.registered_formatter)
+    logger._logger.addHandler(handler)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    yield sink
+    logger._logger.removeHandler(handler)
+    root.removeHandler(handler)

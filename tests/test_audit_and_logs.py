@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import gzip
-import io
 import json
-import logging
 
 import boto3
 import pytest
@@ -102,22 +100,6 @@ def test_the_trail_holds_no_secret_and_no_email(full_flow):
     assert email not in dump and MOVED not in dump
     for secret in secrets:
         assert secret not in dump
-
-
-@pytest.fixture
-def service_logs():
-    """Everything the service logs, formatted exactly as in Lambda."""
-    from carekey.observability import logger
-
-    sink = io.StringIO()
-    handler = logging.StreamHandler(sink)
-    handler.setFormatter(logger.registered_formatter)
-    logger._logger.addHandler(handler)
-    root = logging.getLogger()
-    root.addHandler(handler)
-    yield sink
-    logger._logger.removeHandler(handler)
-    root.removeHandler(handler)
 
 
 def test_logs_of_a_full_flow_hold_no_password_code_token_or_email(api, settings_override, capsys, service_logs):

@@ -537,22 +537,6 @@ def test_other_methods_get_405(api):
     assert api.get("/mfa/totp/setup").status == 405
 
 
-@pytest.fixture
-def service_logs():
-    """Everything the service logs, formatted as in Lambda."""
-    import io
-    import logging
-
-    from carekey.observability import logger
-
-    sink = io.StringIO()
-    handler = logging.StreamHandler(sink)
-    handler.setFormatter(logger.registered_formatter)
-    logger._logger.addHandler(handler)
-    yield sink
-    logger._logger.removeHandler(handler)
-
-
 def test_logs_hold_no_secret_code_or_token(api, clock, capsys, service_logs):
     tokens, secret, recovery = _enrolled(api, clock)
     challenge = _challenge(api)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import logging
+import json
 import unicodedata
 
 import argon2
@@ -136,8 +136,11 @@ def test_a_stolen_hash_cannot_be_checked_with_sha256_alone():
     # When they feed Argon2id the password itself, or its unkeyed SHA-256 pre-hash
     # Then neither matches: the pre-hash needs the pepper
     hasher = argon2.PasswordHasher()
-    for candidate in (b"violet-kettle-harbour-42", _sha256_prehash("violet-kettle-harbour-42"),
-                      hashlib.sha256(b"violet-kettle-harbour-42").hexdigest().encode()):
+    for candidate in (
+        b"violet-kettle-harbour-42",
+        _sha256_prehash("violet-kettle-harbour-42"),
+        hashlib.sha256(b"violet-kettle-harbour-42").hexdigest().encode(),
+    ):
         with pytest.raises(argon2.exceptions.VerifyMismatchError):
             hasher.verify(argon2_part, candidate)
     assert passwords.verify_password("violet-kettle-harbour-42", stored)
@@ -163,8 +166,18 @@ def test_earlier_hashes_still_verify_and_need_a_rehash(settings_override):
 
 @pytest.mark.parametrize(
     "stored",
-    ["", "$", "$2b$04$" + "A" * 53, "bcrypt-sha256$", "bcrypt-hmac-sha256$not-bcrypt", "pbkdf2_sha256$1$salt$hash", "unknown$x",
-     "argon2id-hmac-sha256$", "argon2id-hmac-sha256$not-argon2", "argon2id-hmac-sha256$$argon2id$v=19$m=1024,t=1,p=1$AAAA$AAAA"],
+    [
+        "",
+        "$",
+        "$2b$04$" + "A" * 53,
+        "bcrypt-sha256$",
+        "bcrypt-hmac-sha256$not-bcrypt",
+        "pbkdf2_sha256$1$salt$hash",
+        "unknown$x",
+        "argon2id-hmac-sha256$",
+        "argon2id-hmac-sha256$not-argon2",
+        "argon2id-hmac-sha256$$argon2id$v=19$m=1024,t=1,p=1$AAAA$AAAA",
+    ],
 )
 def test_unknown_or_malformed_hashes_match_nothing(stored):
     assert passwords.verify_password("some-long-passphrase", stored) is False
@@ -300,14 +313,30 @@ def test_reset_password_refuses_the_current_password_and_keeps_the_code(api, set
     api.login("same-reset@example.com", "bright-harbour-compass-31")
 
 
-def test_a_password_hash_in_a_log_message_is_redacted():
-    # Given the service's log filter and a message that carries each format's hash
-    from carekey import observability
+def test_a_secret_anywhere_in_a_log_line_is_redacted(service_logs):
+    # Given each format's hash, a JWT and a refresh token, and the service's logger
+    from carekey.observability import logger
 
     argon2_hash = passwords.hash_password("violet-kettle-harbour-42").split("$", 1)[1]
     bcrypt_hash = passwords.bcrypt_hash("violet-kettle-harbour-42", cost=4).split("$", 1)[1]
-    record = logging.LogRecord("carekey", logging.INFO, __file__, 1, f"hashes {argon2_hash} and {bcrypt_hash}", None, None)
-    # When the filter sees it
-    assert observability._Redact().filter(record)
-    # Then neither hash survives
-    assert record.msg == "hashes [redacted] and [redacted]"
+    jwt = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
+    refresh = "0b1e6f7a-1c2d-4e5f-8a9b-0c1d2e3f4a5b~6c7d8e9f-0a1b-4c2d-8e3f-4a5b6c7d8e9f~3~" + "ab" * 32
+    secrets_ = (argon2_hash, bcrypt_hash, jwt, refresh)
+    # When they slip into a message, its arguments, an extra key, an appended key and an exception
+    logger.info(f"hashes {argon2_hash} and %s", bcrypt_hash, extra={"detail": {"token": jwt}})
+    logger.append_keys(session=refresh)
+    try:
+        try:
+            raise ValueError(f"bad token {jwt}")
+        except ValueError:
+            logger.exception("refused")
+    finally:
+        logger.remove_keys(["session"])
+    # Then no line holds any of them, each is marked where it was, and the lines are still JSON
+    text = service_logs.getvalue()
+    lines = {line["level"]: line for line in map(json.loads, text.splitlines())}
+    for secret in secrets_:
+        assert secret not in text
+    assert lines["INFO"]["message"] == "hashes [redacted] and [redacted]"
+    assert lines["INFO"]["detail"] == {"token": "[redacted]"}
+    assert lines["ERROR"]["session"] == "[redacted]" and lines["ERROR"]["exception"].endswith("bad token [redacted]")

@@ -7,19 +7,19 @@ X-Ray SDK that Powertools Tracer loads cost about 90 ms of every cold start
 and leaves support on 2027-02-25, so the service does not import it.
 
 Log lines carry event names and opaque ids only: never an email, password,
-code or token.  The `redact` filter below is a second line of defence that
-scrubs anything shaped like a JWT, a refresh token or a password hash (bcrypt, Argon2) should one slip through.
+code or token.  The logger's serializer is a second line of defence: it
+scrubs anything shaped like a JWT, a refresh token or a password hash (bcrypt,
+Argon2) from the whole line it writes (the message, its arguments, extra keys,
+appended keys and an exception's text), should one slip through.
 """
 
 from __future__ import annotations
 
-import logging
+import json
 import re
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
-
-logger = Logger()
-metrics = Metrics()
 
 _SECRET_SHAPES = re.compile(
     r"eyJ[\w-]+\.[\w-]+\.[\w-]+"  # JWT
@@ -29,13 +29,14 @@ _SECRET_SHAPES = re.compile(
 )
 
 
-class _Redact(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str):
-            record.msg = _SECRET_SHAPES.sub("[redacted]", record.msg)
-        return True
+def redacting_dumps(line: dict[str, Any]) -> str:
+    """A log line as Powertools writes it (compact JSON, anything unknown as
+    str), with every secret-shaped string in it replaced by "[redacted]"."""
+    text = json.dumps(line, default=str, separators=(",", ":"), ensure_ascii=False)
+    return _SECRET_SHAPES.sub("[redacted]", text)
 
 
-logger.addFilter(_Redact())
+logger = Logger(json_serializer=redacting_dumps)
+metrics = Metrics()
 
 import carekey.snapstart  # noqa: E402,F401 - registers the SnapStart runtime hooks in every function
