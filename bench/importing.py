@@ -238,9 +238,9 @@ def section(results: dict[str, Any]) -> str:
             f"A first login pays the Django check and one {own} hash for the upgrade, once; every login",
             "after it costs what a native one does. A wrong password costs an imported account what it",
             "costs a native account or a stranger: whichever checks ran (Django's, the service's own or",
-            f"a stranger's dummy), the answer comes {floor} (`tests/test_legacy_import.py`",
-            "compares them interleaved); a Django check dearer than that (PBKDF2 at 1,500,000 rounds)",
-            "makes it dearer by the difference, until that account's first login.",
+            f"a stranger's dummy), the answer comes {floor}.",
+            "`tests/test_legacy_import.py` compares them interleaved. A Django check dearer than that",
+            "wait (PBKDF2 at 1,500,000 rounds) makes it dearer by the difference, until that account's first login.",
             END,
         ]
     )

@@ -396,10 +396,13 @@ def load_section() -> str:
         for r in run["endpoints"]
     ]
     answers = "; ".join(f"{route}: " + ", ".join(f"{n} x {code}" for code, n in codes.items()) for route, codes in run["server_answers"].items())
-    argon = run.get("argon2")
+    # bench/load.py records the Argon2id settings it ran with; a run from before Argon2id has none.
+    memory_kib, iterations = run.get("argon2_memory_kib"), run.get("argon2_iterations", 1)
     hashing = (
-        f"Argon2id at {argon['memory_kib']:,} KiB and {argon['iterations']} pass{'es' if argon['iterations'] > 1 else ''}, "
-        f"a failed login answering one bcrypt check (cost {run['bcrypt_cost']}) plus one Argon2id check after it began" if argon else f"bcrypt cost {run['bcrypt_cost']}"
+        f"Argon2id at {memory_kib:,} KiB and {iterations} pass{'es' if iterations > 1 else ''}, "
+        f"a failed login answering one bcrypt check (cost {run['bcrypt_cost']}) plus one Argon2id check after it began"
+        if memory_kib
+        else f"bcrypt cost {run['bcrypt_cost']}"
     )
     return f"""## Load
 
