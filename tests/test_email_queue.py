@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 import pytest
@@ -193,6 +194,48 @@ def test_the_answer_comes_before_the_email_work(undrained, outbox):
     QUEUES.drain()
     code = undrained.latest_code("queued@example.com")
     assert undrained.post("/verify-otp", {"email": "queued@example.com", "otp": code}).status == 200
+
+
+def _run_senders_in_parallel() -> None:
+    """Hand every queued email job to its own concurrent sender invocation, as
+    Lambda does with the batches of a standard queue (the local pump runs one
+    batch per queue at a time, which would hide a race)."""
+    sqs = boto3.client("sqs")
+    received: list[dict] = []
+    while got := sqs.receive_message(QueueUrl=_queue_url("EmailQueue"), MaxNumberOfMessages=10, VisibilityTimeout=60).get("Messages", []):
+        received += got
+    sender = handler(STACK, "EmailSenderFunction")
+
+    def invoke(m: dict) -> dict:
+        record = {"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"], "attributes": {"ApproximateReceiveCount": "1"}}
+        return sender({"Records": [record]}, LambdaContext("EmailSenderFunction", "test"))
+
+    with ThreadPoolExecutor(max_workers=len(received) or 1) as pool:
+        results = list(pool.map(invoke, received))
+    assert results == [{"batchItemFailures": []}] * len(received)
+    for m in received:
+        sqs.delete_message(QueueUrl=_queue_url("EmailQueue"), ReceiptHandle=m["ReceiptHandle"])
+
+
+def test_the_hourly_cap_holds_when_senders_run_in_parallel(api, undrained, outbox, settings_override):
+    # Given an account (its sign-up code was the hour's first email), and no cooldown
+    settings_override(OTP_RESEND_COOLDOWN_SECONDS="0")
+    api.verified_user("flood@example.com")
+    # When 20 reset codes are asked for, and their jobs all run at once
+    assert {undrained.post("/forgot-password", {"email": "flood@example.com"}).status for _ in range(20)} == {200}
+    _run_senders_in_parallel()
+    # Then the address got exactly the hour's 5 emails, no more
+    assert len(outbox.to("flood@example.com")) == 5
+
+
+def test_parallel_sign_ups_of_one_address_send_at_most_the_hourly_cap(undrained, outbox):
+    # Given 20 sign-ups of one address (a new sign-up's code skips the cooldown)
+    for i in range(20):
+        assert undrained.register("bomb@example.com", password=f"parallel-passphrase-{i:02d}").status == 201
+    # When their jobs all run at once
+    _run_senders_in_parallel()
+    # Then the mailbox got at most the hour's 5 emails
+    assert 1 <= len(outbox.to("bomb@example.com")) <= 5
 
 
 def test_a_send_that_fails_is_retried_and_then_succeeds(api, outbox, monkeypatch):

@@ -77,9 +77,10 @@ def code_requests_allowed(client: Client) -> None:
 
 @dataclass(frozen=True)
 class SendSlot:
-    """The right to send one email to an address now."""
+    """The right to send one email to an address now: a unit of the address's
+    hourly cap (`cap_key`) and its cooldown (`cooldown_key`, taken at `taken_at`)."""
 
-    email_key: str
+    cap_key: str
     cooldown_key: str
     taken_at: int
 
@@ -88,23 +89,28 @@ def take_send_slot(email: str, purpose: str, cooldown: bool = True) -> SendSlot 
     """None when the address is at its hourly cap, or has had an email of this
     kind within the cooldown; callers then send nothing and say nothing.  With
     `cooldown=False` (the code of a new sign-up) the cooldown does not hold the
-    email back, but it starts again for the emails after it."""
+    email back, but it starts again for the emails after it.
+
+    The cap's unit is taken before sending, by a conditional increment, so
+    senders running in parallel (Lambda runs a standard queue's batches
+    concurrently) cannot send more than the cap between them; `email_not_sent`
+    gives it back."""
     cfg = settings()
     key = email_key(email)
-    if store.counter_value(f"sendhour#{key}", HOUR) >= cfg.otp_sends_per_hour:
+    cap_key = store.count_under_limit(f"sendhour#{key}", HOUR, cfg.otp_sends_per_hour)
+    if cap_key is None:
         return None
     slot = f"send#{purpose}#{key}"
     taken_at = store.claim_send_slot(slot, cfg.otp_resend_cooldown_seconds if cooldown else 0)
-    return None if taken_at is None else SendSlot(key, slot, taken_at)
-
-
-def email_sent(slot: SendSlot) -> None:
-    """Count a sent email against the address's hourly cap (only sent ones count)."""
-    store.count_hit(f"sendhour#{slot.email_key}", HOUR)
+    if taken_at is None:
+        store.uncount(cap_key)
+        return None
+    return SendSlot(cap_key, slot, taken_at)
 
 
 def email_not_sent(slot: SendSlot) -> None:
-    """Give the cooldown back, so a retry of the same work can send."""
+    """Nothing was sent: give back the cap's unit and the cooldown, so a retry of the same work can send."""
+    store.uncount(slot.cap_key)
     store.release_send_slot(slot.cooldown_key, slot.taken_at)
 
 

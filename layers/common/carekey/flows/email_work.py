@@ -229,10 +229,9 @@ def _send(message: mailer.Email, purpose: str) -> bool:
 
 
 def _sent(message: mailer.Email, slot: limits.SendSlot) -> bool:
-    """Send, and count it; when SES does not take it, give the slot back and
-    fail the job, so that the queue retries it."""
+    """Send (the slot's unit of the hourly cap stays spent); when SES does not
+    take it, give the slot back and fail the job, so that the queue retries it."""
     if mailer.send(message):
-        limits.email_sent(slot)
         return True
     limits.email_not_sent(slot)
     raise EmailNotSent()
