@@ -29,10 +29,24 @@ def _generated_secret(spec: dict[str, Any]) -> str:
     return value
 
 
+_clients: dict[tuple[int, str, str, str | None], tuple[boto3.Session, Any]] = {}
+
+
+def _client(session: boto3.Session, service: str, region: str, endpoint_url: str | None) -> Any:
+    """One client per session, service and endpoint, kept: the tests provision
+    afresh for every test, and building a client (loading its service model)
+    cost more than all of provisioning's requests together.  Clients made once
+    moto is imported are intercepted whenever a mock is active."""
+    key = (id(session), service, region, endpoint_url)
+    if key not in _clients:  # the session is kept with its client, so its id is never reused
+        kw = {"region_name": region, "endpoint_url": endpoint_url} if endpoint_url else {"region_name": region}
+        _clients[key] = (session, session.client(service, **kw))
+    return _clients[key][1]
+
+
 def provision(stack: Stack, session: boto3.Session | None = None, endpoint_url: str | None = None) -> None:
-    session = session or boto3.Session(region_name=stack.region)
-    kw = {"region_name": stack.region, "endpoint_url": endpoint_url} if endpoint_url else {"region_name": stack.region}
-    ddb = session.client("dynamodb", **kw)
+    session = session or boto3._get_default_session()
+    ddb = _client(session, "dynamodb", stack.region, endpoint_url)
     existing = set(ddb.list_tables().get("TableNames", []))
     for table in stack.tables().values():
         name = table["create"]["TableName"]
@@ -41,7 +55,7 @@ def provision(stack: Stack, session: boto3.Session | None = None, endpoint_url: 
             if table["ttl"]:
                 ddb.update_time_to_live(TableName=name, TimeToLiveSpecification=table["ttl"])
 
-    sm = session.client("secretsmanager", **kw)
+    sm = _client(session, "secretsmanager", stack.region, endpoint_url)
     for logical, res in stack.of_type("AWS::SecretsManager::Secret").items():
         name = stack.physical_name(logical)
         try:
@@ -50,7 +64,7 @@ def provision(stack: Stack, session: boto3.Session | None = None, endpoint_url: 
             spec = res["Properties"].get("GenerateSecretString", {})
             sm.create_secret(Name=name, SecretString=_generated_secret(spec))
 
-    ssm = session.client("ssm", **kw)
+    ssm = _client(session, "ssm", stack.region, endpoint_url)
     for logical, res in stack.of_type("AWS::SSM::Parameter").items():
         name = stack.physical_name(logical)
         try:
@@ -60,11 +74,11 @@ def provision(stack: Stack, session: boto3.Session | None = None, endpoint_url: 
             ssm.put_parameter(Name=name, Value=str(props["Value"]), Type=props.get("Type", "String"))
     publish_public_keys(stack, sm, ssm)
 
-    provision_queues(stack, session.client("sqs", **kw))
-    provision_keys(stack, session.client("kms", **kw))
-    provision_buckets(stack, session.client("s3", **kw))
+    provision_queues(stack, _client(session, "sqs", stack.region, endpoint_url))
+    provision_keys(stack, _client(session, "kms", stack.region, endpoint_url))
+    provision_buckets(stack, _client(session, "s3", stack.region, endpoint_url))
 
-    ses = session.client("ses", **kw)
+    ses = _client(session, "ses", stack.region, endpoint_url)
     for logical in stack.of_type("AWS::SES::EmailIdentity"):
         ses.verify_email_identity(EmailAddress=stack.physical_name(logical))
 
@@ -178,6 +192,36 @@ def provision_buckets(stack: Stack, s3: Any) -> None:
         if props.get("PublicAccessBlockConfiguration"):
             block = {k: v in (True, "true") for k, v in props["PublicAccessBlockConfiguration"].items()}
             s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=block)
+
+
+_kms_lightened = False
+
+
+def skip_unused_kms_key_pairs() -> None:
+    """Stop moto making an RSA key pair for every KMS key.
+
+    moto gives each key a 2,048-bit RSA private key, whatever its spec, though
+    only asymmetric keys ever use it (Sign, Verify, GetPublicKey); symmetric
+    and HMAC keys work on their own key material.  Generating it was a third of
+    provisioning's time, which the tests pay for every test.  Keys of an
+    asymmetric spec still get their own pair."""
+    global _kms_lightened
+    if _kms_lightened:
+        return
+    from moto.kms import models
+
+    original = models.generate_private_key
+    unused: list[Any] = []
+
+    def generate_private_key(key_spec: str) -> Any:
+        if key_spec.startswith(("RSA_", "ECC_")):
+            return original(key_spec)
+        if not unused:
+            unused.append(original(key_spec))
+        return unused[0]
+
+    models.generate_private_key = generate_private_key
+    _kms_lightened = True
 
 
 _dynamodb_serialised = False

@@ -35,7 +35,7 @@ import boto3  # noqa: E402
 import pytest  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
-from local.emulator import provision, serialise_dynamodb  # noqa: E402
+from local.emulator import provision, serialise_dynamodb, skip_unused_kms_key_pairs  # noqa: E402
 from local.gateway import Gateway  # noqa: E402
 from local.outbox import Outbox  # noqa: E402
 from local.queues import QueuePump  # noqa: E402
@@ -44,6 +44,7 @@ boto3.setup_default_session(region_name="us-east-1")
 OUTBOX = Outbox()
 OUTBOX.attach(boto3.DEFAULT_SESSION)
 serialise_dynamodb()
+skip_unused_kms_key_pairs()
 QUEUES = QueuePump(STACK)
 
 from carekey import aws, keys  # noqa: E402
