@@ -27,3 +27,20 @@ def test_every_documented_limit_is_a_template_setting():
     env = load()["Globals"]["Function"]["Environment"]["Variables"]
     for name in _limits_table():
         assert name in env, name
+
+
+def test_every_test_the_readme_cites_exists():
+    # Given the README's tables, which cite the test behind each promise
+    # (`file.py::test_name`, or `::test_name` for another test of the same file)
+    cited: list[tuple[str, str]] = []
+    for line in (ROOT / "README.md").read_text().splitlines():
+        current = None
+        for path, name in re.findall(r"`((?:[\w/]+\.py)?)::(\w+)`", line):
+            current = path or current
+            assert current, f"{name} is cited without a file"
+            cited.append((current, name))
+    # Then each one is a test function in that file
+    assert len(cited) >= 20
+    for path, name in cited:
+        found = [p for p in (ROOT / "tests").rglob(path.rsplit("/", 1)[-1])]
+        assert found and any(re.search(rf"^def {name}\(", p.read_text(), flags=re.M) for p in found), f"{path}::{name}"

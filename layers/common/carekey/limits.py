@@ -7,7 +7,8 @@ strangers and customers and reveal nothing.  Defaults (all configurable):
 - codes: 5 tries per code, and a fresh 5 for each new code; at most 50 wrong
   guesses per address a day, across its codes; 60 s between two emails of one
   kind to one address; 5 emails actually sent an hour to one address (silent:
-  nothing is sent, the answer does not change).
+  nothing is sent, the answer does not change; each email takes its unit by a
+  conditional increment before it is sent, so parallel senders cannot pass it).
 - login: lockout from the 5th failure with waits that double from 30 s to
   15 minutes; attempts refused during a lock are not counted and do not
   extend it; a completed password reset lifts the lock; at most 100 failures
