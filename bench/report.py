@@ -502,6 +502,7 @@ def write(data: dict[str, Any], markdown: Path, svg_path: Path) -> None:
         "Plus": 1_000_000 * P["cognito_plus_mau"],
     }
     cold_when = f" Measured {cold['generated']} (`python -m bench cold`)." if cold.get("generated") else ""
+    warm_when = f" Measured {warm['generated']} (`python -m bench warm`), after the rest of the run." if warm.get("generated") else ""
     login_profile = ", ".join(f"{name} {ms:.0f} ms" for name, ms in cold["import_profile"])
     svg_path.write_text(svg(warm["endpoints"]))
     audit_rest = audit_at_rest(model, data.get("audit"))
@@ -588,7 +589,7 @@ Import profile of the login handler: {login_profile}.
 ## Warm latency
 
 Median and 95th percentile through the local gateway (template routes, the
-authorizer on protected routes, real REST proxy events), Argon2id at
+authorizer on protected routes, real REST proxy events).{warm_when} Argon2id at
 {argon['memory_kib']:,} KiB and {argon['iterations']} pass{'es' if argon['iterations'] > 1 else ''}: one check {base['password_check']:.1f} ms, one hash
 {base['password_hash']:.1f} ms. The endpoints that check or hash a password are held to
 1.1x of what that work cost with bcrypt at cost {warm['bcrypt_cost']} (a check {base['bcrypt_check']:.1f} ms,
