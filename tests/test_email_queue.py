@@ -256,6 +256,28 @@ def test_a_send_that_fails_is_retried_and_then_succeeds(api, outbox, monkeypatch
     assert _messages("EmailDeadLetterQueue") == []
 
 
+def test_a_job_that_fails_before_its_email_went_out_gives_its_slot_back(api, outbox, monkeypatch):
+    # Given an account, and the code's write failing once (after the job took its
+    # cooldown and its unit of the hourly cap)
+    api.verified_user("retry@example.com")
+    real_put, failures = store.put_otp, []
+
+    def failing_once(*args, **kwargs):
+        if not failures:
+            failures.append(1)
+            raise RuntimeError("DynamoDB was unavailable")
+        return real_put(*args, **kwargs)
+
+    monkeypatch.setattr(store, "put_otp", failing_once)
+    # When a reset code is asked for (the queue retries the failed job at once here)
+    assert api.post("/forgot-password", {"email": "retry@example.com"}).status == 200
+    # Then the retry found the cooldown and the cap as they were, and sent the code
+    assert failures == [1]
+    assert outbox.to("retry@example.com")[-1]["subject"] == "Your CareKey password reset code"
+    assert store.counter_value(f"sendhour#{otp.email_key('retry@example.com')}", 3600) == 2
+    assert _messages("EmailDeadLetterQueue") == []
+
+
 def test_a_send_that_always_fails_ends_in_the_dead_letter_queue(api, outbox, monkeypatch):
     # Given an account, and SES refusing every attempt
     api.verified_user("doomed@example.com")

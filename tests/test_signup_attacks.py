@@ -3,7 +3,7 @@ change with the address.  Each test replays an attack on the public API."""
 
 from __future__ import annotations
 
-from carekey import otp, store
+from carekey import limits, otp, store
 
 from tests.client import PASSWORD, ApiClient
 
@@ -153,6 +153,24 @@ def test_the_hourly_cap_counts_only_emails_sent(api, outbox, settings_override):
     # Then exactly five emails went out this hour, and the answers never changed
     assert len(outbox.to("capped@example.com")) == 5
     assert store.counter_value(f"sendhour#{otp.email_key('capped@example.com')}", 3600) == 5
+
+
+def test_a_slot_given_back_restores_the_cooldown_it_replaced(settings_override):
+    # Given an address that was just sent a code (its cooldown runs), with 4 of its 5 hourly emails spent
+    settings_override(OTP_RESEND_COOLDOWN_SECONDS="60")
+    first = limits.take_send_slot("slots@example.com", otp.VERIFY_EMAIL)
+    assert first is not None
+    for _ in range(3):
+        store.count_hit(f"sendhour#{otp.email_key('slots@example.com')}", 3600)
+    # When work held back by the cooldown asks, and a new sign-up's code (which
+    # skips the cooldown) takes the fifth email but gives it back unsent
+    assert limits.take_send_slot("slots@example.com", otp.VERIFY_EMAIL) is None
+    skipped = limits.take_send_slot("slots@example.com", otp.VERIFY_EMAIL, cooldown=False)
+    assert skipped is not None
+    limits.email_not_sent(skipped)
+    # Then the cooldown still holds, and the held-back work never touched the cap
+    assert limits.take_send_slot("slots@example.com", otp.VERIFY_EMAIL) is None
+    assert store.counter_value(f"sendhour#{otp.email_key('slots@example.com')}", 3600) == 4
 
 
 # ---- per-IP limits: the only 429 of these endpoints ----------------------------------------------

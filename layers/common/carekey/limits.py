@@ -19,6 +19,8 @@ strangers and customers and reveal nothing.  Defaults (all configurable):
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from carekey import errors, store
@@ -78,41 +80,58 @@ def code_requests_allowed(client: Client) -> None:
 
 @dataclass(frozen=True)
 class SendSlot:
-    """The right to send one email to an address now: a unit of the address's
-    hourly cap (`cap_key`) and its cooldown (`cooldown_key`, taken at `taken_at`)."""
+    """The right to send one email to an address now: its cooldown
+    (`cooldown_key`, as claimed) and a unit of its hourly cap (`cap_key`)."""
 
-    cap_key: str
     cooldown_key: str
-    taken_at: int
+    claim: store.SendClaim
+    cap_key: str
 
 
 def take_send_slot(email: str, purpose: str, cooldown: bool = True) -> SendSlot | None:
-    """None when the address is at its hourly cap, or has had an email of this
-    kind within the cooldown; callers then send nothing and say nothing.  With
-    `cooldown=False` (the code of a new sign-up) the cooldown does not hold the
-    email back, but it starts again for the emails after it.
+    """None when the address has had an email of this kind within the
+    cooldown, or is at its hourly cap; callers then send nothing and say
+    nothing.  With `cooldown=False` (the code of a new sign-up) the cooldown
+    does not hold the email back, but it starts again for the emails after it.
 
-    The cap's unit is taken before sending, by a conditional increment, so
-    senders running in parallel (Lambda runs a standard queue's batches
-    concurrently) cannot send more than the cap between them; `email_not_sent`
-    gives it back."""
+    Both are taken by conditional writes before sending, the cooldown first (so
+    work held back by it never touches the cap): senders running in parallel
+    (Lambda runs a standard queue's batches concurrently) cannot pass the cap
+    between them.  Use it through `sending`, which gives both back when
+    nothing goes out."""
     cfg = settings()
     key = email_key(email)
+    cooldown_key = f"send#{purpose}#{key}"
+    claim = store.claim_send_slot(cooldown_key, cfg.otp_resend_cooldown_seconds if cooldown else 0)
+    if claim is None:
+        return None
     cap_key = store.count_under_limit(f"sendhour#{key}", HOUR, cfg.otp_sends_per_hour)
     if cap_key is None:
+        store.release_send_slot(cooldown_key, claim)
         return None
-    slot = f"send#{purpose}#{key}"
-    taken_at = store.claim_send_slot(slot, cfg.otp_resend_cooldown_seconds if cooldown else 0)
-    if taken_at is None:
-        store.uncount(cap_key)
-        return None
-    return SendSlot(cap_key, slot, taken_at)
+    return SendSlot(cooldown_key, claim, cap_key)
 
 
 def email_not_sent(slot: SendSlot) -> None:
     """Nothing was sent: give back the cap's unit and the cooldown, so a retry of the same work can send."""
     store.uncount(slot.cap_key)
-    store.release_send_slot(slot.cooldown_key, slot.taken_at)
+    store.release_send_slot(slot.cooldown_key, slot.claim)
+
+
+@contextmanager
+def sending(email: str, purpose: str, cooldown: bool = True) -> Iterator[SendSlot | None]:
+    """`take_send_slot` for the block inside, which sends with the slot (or
+    does nothing with None).  Any exception in it gives the slot back before
+    it propagates (the queue retries the job, and the retry must find the
+    cooldown and the cap as they were); a block that decides not to send
+    without raising calls `email_not_sent` itself."""
+    slot = take_send_slot(email, purpose, cooldown)
+    try:
+        yield slot
+    except BaseException:
+        if slot is not None:
+            email_not_sent(slot)
+        raise
 
 
 def otp_guard(email: str) -> str:

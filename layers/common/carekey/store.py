@@ -1136,28 +1136,44 @@ def counter_value(key: str, window_seconds: int) -> int:
         return 0
 
 
-def claim_send_slot(key: str, cooldown_seconds: int) -> int | None:
-    """Take the right to send an email to this address now: the time taken,
-    or None while the cooldown runs."""
+@dataclass(frozen=True)
+class SendClaim:
+    """A claimed cooldown: when it was taken, and the time it replaced (None
+    when there was none), for `release_send_slot` to put back."""
+
+    taken_at: int
+    previous: int | None
+
+
+def claim_send_slot(key: str, cooldown_seconds: int) -> SendClaim | None:
+    """Take the right to send an email to this address now, or None while the
+    cooldown runs."""
     t = now()
-    item = LimitItem(key)
     try:
-        item.update(
+        answer = LimitItem._get_connection().update_item(
+            key,
             actions=[LimitItem.last_sent.set(t), LimitItem.ttl.set(_ttl(max(cooldown_seconds, 1) * 2))],
             condition=LimitItem.last_sent.does_not_exist() | (LimitItem.last_sent <= t - cooldown_seconds),
+            return_values="ALL_OLD",  # the item as it was (UPDATED_OLD may leave out a value set again unchanged)
         )
     except UpdateError as exc:
         if not _condition_failed(exc):
             raise
         return None
-    return t
+    previous = (answer.get("Attributes") or {}).get("last_sent", {}).get("N")
+    return SendClaim(t, int(previous) if previous is not None else None)
 
 
-def release_send_slot(key: str, taken_at: int) -> None:
-    """Undo `claim_send_slot` when nothing was sent, unless another claim came since."""
+def release_send_slot(key: str, claim: SendClaim) -> None:
+    """Undo `claim_send_slot` when nothing was sent, unless another claim came
+    since: the cooldown it replaced comes back (a sign-up's code claims without
+    waiting, and must not wipe out a cooldown that was running)."""
     try:
-        LimitItem(key).delete(condition=LimitItem.last_sent == taken_at)
-    except DeleteError as exc:
+        if claim.previous is None:
+            LimitItem(key).delete(condition=LimitItem.last_sent == claim.taken_at)
+        else:
+            LimitItem(key).update(actions=[LimitItem.last_sent.set(claim.previous)], condition=LimitItem.last_sent == claim.taken_at)
+    except (DeleteError, UpdateError) as exc:
         if not _condition_failed(exc):
             raise
 

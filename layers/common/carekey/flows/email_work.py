@@ -9,7 +9,8 @@ cooldown, the hourly cap and the suppression list) happens there, after the
 answer, so neither the answer nor its timing says anything about the address.
 
 A cooldown, a cap or a suppressed address is silent: nothing is sent and
-nobody is told.  The hourly cap counts only emails actually sent.  A job whose
+nobody is told.  The hourly cap counts only emails actually sent: a job that
+sends nothing, or fails before its email went out, gives its unit back.  A job whose
 email SES did not take fails; the queue retries it with growing waits, then
 moves it to the dead-letter queue (which raises an alarm).  Each completed job
 writes one audit record, with the source of the request it came from.
@@ -179,13 +180,13 @@ def _email_change_code(job: EmailJob) -> None:
         _send(mailer.email_taken_notice(job.email), ACCOUNT_EXISTS)
         audit.record(job.event, "address_taken", job.client, user_id=user.user_id, email_hash=email_hash)
         return
-    slot = limits.take_send_slot(job.email, otp.CHANGE_EMAIL)
     sent = False
-    if slot is not None:
-        code = otp.new_code()
-        digest = otp.digest(otp.CHANGE_EMAIL, otp.change_email_subject(user.user_id, job.email), code)
-        store.put_email_change_code(otp.change_email_key(user.user_id), user.user_id, job.email, digest, settings().otp_ttl_seconds)
-        sent = _sent(mailer.email_change_code(job.email, code), slot)
+    with limits.sending(job.email, otp.CHANGE_EMAIL) as slot:
+        if slot is not None:
+            code = otp.new_code()
+            digest = otp.digest(otp.CHANGE_EMAIL, otp.change_email_subject(user.user_id, job.email), code)
+            store.put_email_change_code(otp.change_email_key(user.user_id), user.user_id, job.email, digest, settings().otp_ttl_seconds)
+            sent = _sent(mailer.email_change_code(job.email, code))
     audit.record(job.event, "sent" if sent else "not_sent", job.client, user_id=user.user_id, email_hash=email_hash)
 
 
@@ -210,28 +211,28 @@ def _issue(email: str, purpose: str, subject_id: str, signup: store.SignupItem |
     """Issue a code bound to `subject_id` (an account, or `signup`), replacing
     any older code of this purpose for the address, and email it; unless the
     address is in its cooldown or at its cap (then the older code stays)."""
-    slot = limits.take_send_slot(email, purpose, cooldown=cooldown)
-    if slot is None:
-        return False
-    code = otp.new_code()
-    key, digest, ttl = otp.item_key(purpose, email), otp.digest(purpose, subject_id, code), settings().otp_ttl_seconds
-    if signup is None:
-        store.put_otp(key, subject_id, digest, ttl)
-    elif not store.put_signup_code(key, signup, digest, ttl):
-        limits.email_not_sent(slot)  # a later sign-up replaced this one; its own work sends its code
-        return False
-    return _sent(_MESSAGES[purpose](email, code), slot)
+    with limits.sending(email, purpose, cooldown=cooldown) as slot:
+        if slot is None:
+            return False
+        code = otp.new_code()
+        key, digest, ttl = otp.item_key(purpose, email), otp.digest(purpose, subject_id, code), settings().otp_ttl_seconds
+        if signup is None:
+            store.put_otp(key, subject_id, digest, ttl)
+        elif not store.put_signup_code(key, signup, digest, ttl):
+            limits.email_not_sent(slot)  # a later sign-up replaced this one; its own work sends its code
+            return False
+        return _sent(_MESSAGES[purpose](email, code))
 
 
 def _send(message: mailer.Email, purpose: str) -> bool:
-    slot = limits.take_send_slot(message.to, purpose)
-    return slot is not None and _sent(message, slot)
+    with limits.sending(message.to, purpose) as slot:
+        return slot is not None and _sent(message)
 
 
-def _sent(message: mailer.Email, slot: limits.SendSlot) -> bool:
-    """Send (the slot's unit of the hourly cap stays spent); when SES does not
-    take it, give the slot back and fail the job, so that the queue retries it."""
+def _sent(message: mailer.Email) -> bool:
+    """Send, within `limits.sending` (the slot's unit of the hourly cap stays
+    spent); when SES does not take it, fail the job, which gives the slot back,
+    so that the queue's retry can send."""
     if mailer.send(message):
         return True
-    limits.email_not_sent(slot)
     raise EmailNotSent()
