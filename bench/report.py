@@ -60,10 +60,12 @@ FLOOR_NOTES = """Why flows are above their floor (the operations are in the tabl
   unit of the per-IP failure budget before it runs and gives it back when it
   succeeds (two UpdateItems where a read and a conditional write of one would
   race), and the per-address limits are separate counters.
-- **Login** reads its lockout state and hourly failure counter in one
-  BatchGetItem (two GetItems before; the same read units, one request less),
-  reads the account, writes the session (PutItem) and clears the lock
-  (DeleteItem).
+- **Login** reads its lock item, which holds both the lockout and this hour's
+  failure count (one GetItem of one item, where two items were read before),
+  admits the attempt with one conditional UpdateItem that counts it against
+  both, reads the account, writes the session (PutItem) and settles the
+  attempt (UpdateItem: the lock cleared, its hourly unit given back). A wrong
+  password needs no write after the check.
 - **The email sender** (forgot-password, register) reads the account and
   suppression list, writes the code and counts the mailbox's hourly cap.
 - **Logout** is measured after a fresh login, so its row includes one.
@@ -272,7 +274,7 @@ def lever_rows(data: dict[str, Any]) -> list[list[str]]:
     ):
         before = cost_model(data, off)["rest"]["total"]
         rows.append([name, f"${before:,.0f}", f"${now:,.0f}", f"${before - now:,.0f}"])
-    rows.append(["login's lock and hourly counter in one BatchGetItem", "-", "-", "$0 (one request less; BatchGetItem bills each item read)"])
+    rows.append(["login's lockout and hourly failure count in one item (one read unit a login less, one write a failure less)", "-", "-", "in the login row"])
     rows.append([f"(audit events a month from logins and refreshes: {events / 1e6:,.0f} million)", "", "", ""])
     return rows
 
@@ -302,7 +304,7 @@ def part_rows(model: dict[str, Any]) -> list[list[str]]:
 FLOORS: dict[str, tuple[int, str]] = {
     "register": (2, "one conditional write that claims the sign-up, one atomic per-IP sign-up counter"),
     "verify-otp": (2, "one transaction that uses the code and activates the account, one per-IP guard update"),
-    "login": (3, "one read of the account and its limits (a BatchGetItem), one per-IP guard update, one write of the new session"),
+    "login": (3, "one read of the account and its lock item (a BatchGetItem), one per-IP guard update, one write of the new session"),
     "token refresh": (2, "one BatchGetItem (account and session, eventually consistent when routine), one conditional update that rotates the token"),
     "GET /profile (with authorizer)": (2, "the authorizer's BatchGetItem (account and session: immediate logoff), the profile read"),
     "forgot-password": (3, "one per-IP counter on the request path; then the email sender's account read and code write"),

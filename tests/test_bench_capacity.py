@@ -20,9 +20,9 @@ def _units(calls: list) -> dict:
 
 
 def test_a_batch_bills_every_item_it_asks_for_and_a_single_request_one():
-    # Given login's gate read (two limit items, one request), a GetItem, a batch of three writes and an update
+    # Given a strongly consistent read of two items in one request, a GetItem, a batch of three writes and an update
     calls = [
-        ("BatchGetItem", {"RequestItems": {"limits": {"Keys": [{"pk": {"S": "login#a"}}, {"pk": {"S": "loginhour#a#1"}}], "ConsistentRead": True}}}),
+        ("BatchGetItem", {"RequestItems": {"limits": {"Keys": [{"pk": {"S": "send#a"}}, {"pk": {"S": "sendhour#a#1"}}], "ConsistentRead": True}}}),
         ("GetItem", {"TableName": "users", "Key": {"pk": {"S": "EMAIL#a"}}, "ConsistentRead": True}),
         ("BatchWriteItem", {"RequestItems": {"audit": [{"PutRequest": {"Item": {}}}] * 3}}),
         ("UpdateItem", {"TableName": "limits", "Key": {"pk": {"S": "ipfail#x#1"}}}),

@@ -352,6 +352,25 @@ def test_second_step_failures_count_toward_the_account_lockout(api, clock):
     assert ("login.mfa", "locked_out") in _events(store.user_by_email(EMAIL).user_id)
 
 
+def test_a_two_step_sign_in_counts_no_failure_in_the_hourly_cap_and_wrong_codes_do(api, clock, settings_override):
+    # Given an hourly cap of three failures and an account with TOTP on
+    settings_override(LOGIN_FAILURES_PER_HOUR="3", LOGIN_LOCKOUT_THRESHOLD="50")
+    _, secret, _ = _enrolled(api, clock)
+    # When its owner signs in with both steps three times
+    for _ in range(3):
+        r = api.post("/login/mfa", {"mfa_token": _challenge(api)["mfa_token"], "code": _code(secret, clock)})
+        assert r.status == 200, r.body
+        clock.next_step()
+    # Then none of the six admitted steps is left counted: a fourth sign-in is not refused by the cap
+    token = _challenge(api)["mfa_token"]
+    # But three wrong codes fill it: the right code, and then the right password, get the answer of a wrong one
+    wrong = f"{(int(_code(secret, clock)) + 1) % 1_000_000:06d}"
+    for _ in range(3):
+        assert api.post("/login/mfa", {"mfa_token": token, "code": wrong}).status == 401
+    assert api.post("/login/mfa", {"mfa_token": token, "code": _code(secret, clock)}).status == 401
+    assert api.post("/login", {"email": EMAIL, "password": PASSWORD}).status == 401
+
+
 def test_second_step_failures_count_toward_the_per_ip_limit(api, clock, settings_override):
     settings_override(IP_FAILURES_PER_HOUR="3", LOGIN_LOCKOUT_THRESHOLD="50")
     _, secret, _ = _enrolled(api, clock)

@@ -153,30 +153,39 @@ def otp_passed(admission: str) -> None:
 @dataclass(frozen=True)
 class LoginGate:
     """An admitted login attempt: `locks` when this attempt set a lock, which
-    holds unless the attempt succeeds."""
+    holds unless the attempt succeeds; `hour` the hour whose failures it counts in."""
 
     key: str
     locks: bool
+    hour: int
 
 
 def _login_key(email: str) -> str:
     return f"login#{email_key(email)}"
 
 
+def _login_ttl() -> int:
+    return max(settings().login_lockout_max_seconds * 4, HOUR)
+
+
 def login_gate(email: str) -> LoginGate:
     """Admit one login attempt for this email or raise InvalidCredentials (the
     same answer as a wrong password, so a lock reveals nothing).  An attempt
-    refused during a lock writes nothing: it neither counts nor extends the lock."""
+    refused during a lock, or once the hour's failures are at the cap, writes
+    nothing: it neither counts nor extends the lock.
+
+    The admission counts the attempt as a failure, in the lock item's own
+    compare-and-set (one read, one conditional write), so neither the lockout
+    nor the hourly cap can be outrun by parallel attempts.  An attempt that
+    turns out right gives it back: `login_succeeded`, or `login_not_failed`
+    when the lockout must hold on (a second step still to come)."""
     cfg = settings()
-    ek = email_key(email)
     key = _login_key(email)
-    # The hourly failure counter and the lock in one read; a retry after a lost race reads the lock alone.
-    hour = store.hourly_key(f"loginhour#{ek}", HOUR)
-    first = store.limit_items([hour, key])
-    if (int(first[hour].count or 0) if hour in first else 0) >= cfg.login_failures_per_hour:
-        raise errors.InvalidCredentials()
-    for attempt in range(3):
-        seen = first.get(key) if attempt == 0 else store.lock_state(key)
+    hour = store.now() // HOUR
+    for _ in range(3):
+        seen = store.lock_state(key)
+        if store.hour_failures(seen, hour) >= cfg.login_failures_per_hour:
+            raise errors.InvalidCredentials()
         if seen is not None and seen.locked_until is not None and int(seen.locked_until) > store.now():
             raise errors.InvalidCredentials()
         attempts = int(seen.attempts or 0) if seen is not None else 0
@@ -186,41 +195,52 @@ def login_gate(email: str) -> LoginGate:
             threshold=cfg.login_lockout_threshold,
             base_lock=cfg.login_lockout_base_seconds,
             max_lock=cfg.login_lockout_max_seconds,
-            ttl_seconds=max(cfg.login_lockout_max_seconds * 4, HOUR),
+            ttl_seconds=_login_ttl(),
+            hour=hour,
+            hourly_cap=cfg.login_failures_per_hour,
         ):
-            return LoginGate(key, locks=attempts + 1 >= cfg.login_lockout_threshold)
+            return LoginGate(key, locks=attempts + 1 >= cfg.login_lockout_threshold, hour=hour)
     raise errors.InvalidCredentials()
 
 
-def login_failed(email: str) -> None:
-    store.count_hit(f"loginhour#{email_key(email)}", HOUR)
+def login_failure_without_gate(email: str) -> None:
+    """Count a failure among the hour's failures of this address where no
+    `login_gate` admitted the attempt (an admitted one is counted already)."""
+    store.count_login_failure(_login_key(email), store.now() // HOUR, _login_ttl())
 
 
 def login_succeeded(gate: LoginGate) -> None:
     """The admitted attempt was right: the failures before it, and any lock, no
-    longer hold.
+    longer hold, and the attempt is no failure of this hour.
 
-    Always one DeleteItem, never a read first: the gate's admission has just
-    written this item (every attempt counts itself before the password is
-    checked, so no burst can outrun the lockout), so there is always something
-    to clear, at least this attempt's own count.
+    One UpdateItem, never a read first: the gate's admission has just written
+    this item (every attempt counts itself before the password is checked, so
+    no burst can outrun the lockout or the hourly cap), so there is always
+    something to clear, at least this attempt's own count.
 
     A wrong guess admitted after this attempt (the compare-and-set orders them)
-    may have counted itself, and even set a lock, before this delete: the delete
-    lifts that too, and that is right.  The guess was admitted, so it got no
-    more than the lockout allows; a success clears every attempt admitted
+    may have counted itself, and even set a lock, before this write: the write
+    lifts that lock too, and that is right.  The guess was admitted, so it got
+    no more than the lockout allows; a success clears every attempt admitted
     before it, whatever their outcome; and keeping the lock would shut out the
     owner who has just proved the password, while an attacker gains nothing
     from the owner's success (their next guesses start a fresh count, as after
-    any success).  A lock set after this delete holds as usual."""
-    store.clear_lock(gate.key)
+    any success, and every one of them stays counted in the hourly cap).  A
+    lock set after this write holds as usual."""
+    store.settle_attempt(gate.key, gate.hour)
+
+
+def login_not_failed(gate: LoginGate) -> None:
+    """The admitted attempt was no failure, but its lockout holds on (the right
+    password of an account with a second step to come, or of a sign-up not yet
+    verified): its unit of the hour's failures goes back."""
+    store.give_back_attempt(gate.key, gate.hour)
 
 
 def password_reset_done(email: str) -> None:
     """The owner proved their mailbox and chose a new password: the failures
     counted against the old one (its lock, its hourly cap) no longer hold."""
     store.clear_lock(_login_key(email))
-    store.forget_count(f"loginhour#{email_key(email)}", HOUR)
 
 
 def clear_for(email: str) -> None:
@@ -231,8 +251,8 @@ def clear_for(email: str) -> None:
 
     ek = email_key(email)
     windows = (store.now() // HOUR, store.now() // HOUR - 1)
-    keys = [f"login#{ek}"]
-    keys += [f"{counter}#{ek}#{window}" for counter in ("loginhour", "sendhour") for window in windows]
+    keys = [f"login#{ek}"]  # its lock and its hourly failure count
+    keys += [f"sendhour#{ek}#{window}" for window in windows]
     keys.append(f"otpfail#{ek}#{store.now() // DAY}")
     keys += [f"send#{purpose}#{ek}" for purpose in (VERIFY_EMAIL, PASSWORD_RESET, "account_exists")]
     store.clear_limit_items(keys)
@@ -242,13 +262,14 @@ def clear_for(email: str) -> None:
 
 def locked(email: str) -> bool:
     """Whether logins of this address are refused now (lockout or hourly failure cap)."""
-    ek = email_key(email)
-    if store.counter_value(f"loginhour#{ek}", HOUR) >= settings().login_failures_per_hour:
+    seen = store.lock_state(_login_key(email))
+    if store.hour_failures(seen, store.now() // HOUR) >= settings().login_failures_per_hour:
         return True
-    seen = store.lock_state(f"login#{ek}")
     return seen is not None and seen.locked_until is not None and int(seen.locked_until) > store.now()
 
 
 def clear_login_lock(email: str) -> None:
-    """A full sign-in succeeded another way (a passkey as the second step): as `login_succeeded`."""
-    store.clear_lock(f"login#{email_key(email)}")
+    """A full sign-in succeeded another way (a passkey as the second step):
+    the lock and the attempts before it no longer hold.  The password step
+    gave its hourly unit back already (`login_not_failed`), so nothing more is."""
+    store.settle_attempt(_login_key(email), hour=None)

@@ -292,6 +292,7 @@ class LimitItem(Model):
     attempts = NumberAttribute(null=True)
     lock_level = NumberAttribute(null=True)
     locked_until = NumberAttribute(null=True)
+    hour = NumberAttribute(null=True)  # a login lock item: the hour its `count` of failures is for
     last_sent = NumberAttribute(null=True)
     reason = UnicodeAttribute(null=True)  # suppression: bounce or complaint
     since = NumberAttribute(null=True)
@@ -1178,29 +1179,6 @@ def release_send_slot(key: str, claim: SendClaim) -> None:
             raise
 
 
-def limit_items(keys: list[str]) -> dict[str, LimitItem]:
-    """Several limit items in one strongly consistent BatchGetItem (login's gate
-    reads its lock and its hourly counter together)."""
-    table = LimitItem.Meta.table_name
-    request = {table: {"Keys": [{"pk": {"S": k}} for k in dict.fromkeys(keys)], "ConsistentRead": True}}
-    found: list[dict[str, Any]] = []
-    for _ in range(5):  # unprocessed keys are rare; retry them a few times
-        answer = client("dynamodb").batch_get_item(RequestItems=request)
-        found.extend(answer.get("Responses", {}).get(table, []))
-        request = answer.get("UnprocessedKeys") or {}
-        if not request:
-            break
-    else:
-        raise RuntimeError("DynamoDB left keys unprocessed")
-    items = [LimitItem.from_raw_data(raw) for raw in found]
-    return {item.pk: item for item in items}
-
-
-def hourly_key(key: str, window_seconds: int) -> str:
-    """The item of a windowed counter now (what counter_value reads)."""
-    return f"{key}#{now() // window_seconds}"
-
-
 def lock_state(key: str) -> LimitItem | None:
     try:
         return LimitItem.get(key, consistent_read=True)
@@ -1208,14 +1186,30 @@ def lock_state(key: str) -> LimitItem | None:
         return None
 
 
-def admit_attempt(key: str, seen: LimitItem | None, threshold: int, base_lock: int, max_lock: int, ttl_seconds: int) -> bool:
+def hour_failures(item: LimitItem | None, hour: int) -> int:
+    """The failures a login lock item counts in this hour (0 when its count is of an earlier hour)."""
+    if item is None or item.hour is None or int(item.hour) != hour:
+        return 0
+    return int(item.count or 0)
+
+
+def admit_attempt(
+    key: str, seen: LimitItem | None, threshold: int, base_lock: int, max_lock: int, ttl_seconds: int, hour: int, hourly_cap: int
+) -> bool:
     """Compare-and-set admission of one login attempt.
 
     The first `threshold - 1` attempts pass freely.  From the threshold on, an
     attempt is admitted only when no lock is in force, and it sets the next
     lock (doubling, capped) as it goes; a success clears it.  So under any
     concurrency at most one attempt per lock period reaches the password
-    check.  False when another request changed the state first.
+    check.
+
+    The same write counts the attempt as one of this hour's failures, only
+    while the hour has fewer than `hourly_cap` (a condition DynamoDB checks,
+    so parallel attempts cannot pass the cap between them); an attempt that
+    turns out right gives its unit back (`settle_attempt`,
+    `give_back_attempt`).  False when another request changed the state
+    first, or the hour's cap is reached.
     """
     attempts = int(seen.attempts or 0) if seen else 0
     level = int(seen.lock_level or 0) if seen else 0
@@ -1227,6 +1221,12 @@ def admit_attempt(key: str, seen: LimitItem | None, threshold: int, base_lock: i
         condition = LimitItem.attempts.does_not_exist()
     else:
         condition = LimitItem.attempts == attempts
+    if seen is not None and seen.hour is not None and int(seen.hour) == hour:
+        actions.append(LimitItem.count.add(1))  # atomic: other writers may have moved the count since the read
+        condition &= (LimitItem.hour == hour) & (LimitItem.count < hourly_cap)
+    else:
+        actions += [LimitItem.hour.set(hour), LimitItem.count.set(1)]  # an earlier hour's count no longer holds
+        condition &= LimitItem.hour.does_not_exist() | (LimitItem.hour != hour)
     try:
         LimitItem(key).update(actions=actions, condition=condition)
     except UpdateError as exc:
@@ -1236,13 +1236,61 @@ def admit_attempt(key: str, seen: LimitItem | None, threshold: int, base_lock: i
     return True
 
 
+def settle_attempt(key: str, hour: int | None) -> None:
+    """An admitted attempt was right: the lock, its level and the attempts
+    before it no longer hold, and its unit of `hour`'s failures is given back
+    (None: the unit went back already).  One UpdateItem; a second only when
+    the hour turned (or an operator cleared the item) since the admission, and
+    then nothing is given back.  The item stays for the hour's count."""
+    cleared = [LimitItem.attempts.remove(), LimitItem.locked_until.remove(), LimitItem.lock_level.remove()]
+    if hour is not None:
+        try:
+            LimitItem(key).update(actions=[*cleared, LimitItem.count.add(-1)], condition=(LimitItem.hour == hour) & (LimitItem.count > 0))
+            return
+        except UpdateError as exc:
+            if not _condition_failed(exc):
+                raise
+    try:
+        LimitItem(key).update(actions=cleared, condition=LimitItem.pk.exists())  # never creates an item
+    except UpdateError as exc:
+        if not _condition_failed(exc):
+            raise
+
+
+def give_back_attempt(key: str, hour: int) -> None:
+    """An admitted attempt was no failure, but its lockout state stays (a right
+    password before the second step): only its unit of the hour's failures goes back."""
+    try:
+        LimitItem(key).update(actions=[LimitItem.count.add(-1)], condition=(LimitItem.hour == hour) & (LimitItem.count > 0))
+    except UpdateError as exc:
+        if not _condition_failed(exc):
+            raise
+
+
+def count_login_failure(key: str, hour: int, ttl_seconds: int) -> None:
+    """Count a failure that went through no admission (a passkey step refused
+    for its sign-in token) among this hour's failures."""
+    for _ in range(5):
+        try:
+            LimitItem(key).update(actions=[LimitItem.count.add(1)], condition=LimitItem.hour == hour)
+            return
+        except UpdateError as exc:
+            if not _condition_failed(exc):
+                raise
+        try:
+            LimitItem(key).update(
+                actions=[LimitItem.hour.set(hour), LimitItem.count.set(1), LimitItem.ttl.set(_ttl(ttl_seconds))],
+                condition=LimitItem.hour.does_not_exist() | (LimitItem.hour < hour),
+            )
+            return
+        except UpdateError as exc:
+            if not _condition_failed(exc):
+                raise
+
+
 def clear_lock(key: str) -> None:
+    """Drop a login lock item: its lock and this hour's failures with it."""
     LimitItem(key).delete()
-
-
-def forget_count(key: str, window_seconds: int) -> None:
-    """Drop the counter of the current fixed window (as if nothing was counted)."""
-    LimitItem(f"{key}#{now() // window_seconds}").delete()
 
 
 # ---- passkeys (WebAuthn credentials) and their challenges -------------------------

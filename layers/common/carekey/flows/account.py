@@ -38,7 +38,6 @@ def confirm_password(user: store.UserItem, password: str, call: Call, *, field: 
     except errors.InvalidCredentials:
         raise errors.FieldErrors(refusal) from None
     if not passwords.verify_password(password, user.password_hash):
-        limits.login_failed(user.email)
         if gate.locks:
             email_work.login_locked(user.email, call.client)
         limits.ip_failed(call.client)
@@ -63,7 +62,6 @@ def confirm_password_and_code(
     right = passwords.verify_password(password, user.password_hash)
     checked = mfa.check_code(user, code) if right else None
     if checked is None:
-        limits.login_failed(user.email)
         if gate.locks:
             email_work.login_locked(user.email, call.client)
         limits.ip_failed(call.client)

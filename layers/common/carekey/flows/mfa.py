@@ -206,7 +206,6 @@ def login_mfa(call: Call[LoginMfaRequest]) -> Reply:
         raise errors.MfaCodeRefused() from None
     checked = mfa.check_code(user, call.body.code)
     if checked is None or not store.complete_mfa_login(key, mfa.LOGIN, user.user_id, checked.proof):
-        limits.login_failed(user.email)
         if gate.locks:
             email_work.login_locked(user.email, call.client)
         if int(item.attempts) >= cfg.mfa_max_attempts:

@@ -272,7 +272,7 @@ def login_verify(call: Call[PasskeyLoginVerifyRequest]) -> Reply:
             or int(mfa_item.token_version) != int(user.token_version)
             or not store.take_mfa_token(mfa_key, mfa.LOGIN)
         ):
-            limits.login_failed(user.email)
+            limits.login_failure_without_gate(user.email)
             raise _refuse_login(call, "mfa_token_mismatch", user_id)
         limits.clear_login_lock(user.email)
     limits.ip_passed(admission)

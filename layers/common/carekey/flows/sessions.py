@@ -97,10 +97,10 @@ def login(call: Call[LoginRequest]) -> Reply:
         if signup_right:
             assert signup is not None
             limits.ip_passed(admission)
+            limits.login_not_failed(gate)
             audit.record("login", "email_not_verified", call.client, user_id=signup.signup_id, email_hash=email_hash)
             passwords.settle_failure(started)
             raise errors.EmailNotVerified(email=body.email, can_resend_otp=True)
-        limits.login_failed(body.email)
         if gate.locks:
             email_work.login_locked(body.email, call.client)
         audit.record("login", "failure", call.client, user_id=user.user_id if user else None, email_hash=email_hash)
@@ -112,8 +112,11 @@ def login(call: Call[LoginRequest]) -> Reply:
     assert user is not None
     limits.ip_passed(admission)
     if not user.mfa_enabled:
-        # With a second factor, the lockout clears only when that step succeeds (POST /login/mfa).
         limits.login_succeeded(gate)
+    else:
+        # With a second factor, the lockout clears only when that step succeeds (POST /login/mfa);
+        # the right password is no failure of the hour all the same.
+        limits.login_not_failed(gate)
     if not user.is_verified:  # an account created unverified, before sign-ups were kept apart
         audit.record("login", "email_not_verified", call.client, user_id=user.user_id, email_hash=email_hash)
         raise errors.EmailNotVerified(email=user.email, can_resend_otp=True)
