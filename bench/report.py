@@ -304,7 +304,7 @@ def part_rows(model: dict[str, Any]) -> list[list[str]]:
 FLOORS: dict[str, tuple[int, str]] = {
     "register": (2, "one conditional write that claims the sign-up, one atomic per-IP sign-up counter"),
     "verify-otp": (2, "one transaction that uses the code and activates the account, one per-IP guard update"),
-    "login": (3, "one read of the account and its lock item (a BatchGetItem), one per-IP guard update, one write of the new session"),
+    "login": (3, "one read of the account and its lock item (both in one BatchGetItem), one per-IP guard update, one write of the new session"),
     "token refresh": (2, "one BatchGetItem (account and session, eventually consistent when routine), one conditional update that rotates the token"),
     "GET /profile (with authorizer)": (2, "the authorizer's BatchGetItem (account and session: immediate logoff), the profile read"),
     "forgot-password": (3, "one per-IP counter on the request path; then the email sender's account read and code write"),

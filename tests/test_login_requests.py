@@ -265,3 +265,18 @@ def test_a_password_reset_lifts_the_lock_and_the_hours_count_in_one_delete(api):
     limits.password_reset_done(OWNER)
     # Then nothing of the lock item is left
     assert _lock() is None and not limits.locked(OWNER)
+
+
+def test_a_function_whose_clock_lags_never_winds_the_hours_count_back(api, clock):
+    # Given an item a function with its clock in the next hour has moved on, with one failure there
+    api.verified_user(OWNER)
+    this_hour = clock["t"] // HOUR
+    clock["t"] = (this_hour + 1) * HOUR
+    assert _wrong(api, 1) == [401]
+    # When a function whose clock still reads the earlier hour admits a wrong guess, and counts a refused passkey step
+    clock["t"] = (this_hour + 1) * HOUR - 1
+    assert _wrong(api, 1) == [401]
+    limits.login_failure_without_gate(OWNER)
+    # Then both count in the later hour, beside the first: nothing was set back to an hour already over
+    item = _lock()
+    assert int(item.hour) == this_hour + 1 and int(item.count) == 3 and int(item.attempts) == 2

@@ -1226,7 +1226,7 @@ def admit_attempt(
         condition &= (LimitItem.hour == hour) & (LimitItem.count < hourly_cap)
     else:
         actions += [LimitItem.hour.set(hour), LimitItem.count.set(1)]  # an earlier hour's count no longer holds
-        condition &= LimitItem.hour.does_not_exist() | (LimitItem.hour != hour)
+        condition &= LimitItem.hour.does_not_exist() | (LimitItem.hour < hour)  # never wind a later hour back
     try:
         LimitItem(key).update(actions=actions, condition=condition)
     except UpdateError as exc:
@@ -1271,8 +1271,8 @@ def count_login_failure(key: str, hour: int, ttl_seconds: int) -> None:
     """Count a failure that went through no admission (a passkey step refused
     for its sign-in token) among this hour's failures."""
     for _ in range(5):
-        try:
-            LimitItem(key).update(actions=[LimitItem.count.add(1)], condition=LimitItem.hour == hour)
+        try:  # into the item's hour when it is this one (or a later one, on a clock a little ahead)
+            LimitItem(key).update(actions=[LimitItem.count.add(1)], condition=LimitItem.hour >= hour)
             return
         except UpdateError as exc:
             if not _condition_failed(exc):
