@@ -1186,6 +1186,22 @@ def lock_state(key: str) -> LimitItem | None:
         return None
 
 
+def _update_limit(key: str, actions: list[Any], condition: Any) -> bool:
+    """One conditional update of a limit item: False when its condition did not hold."""
+    try:
+        LimitItem(key).update(actions=actions, condition=condition)
+    except UpdateError as exc:
+        if _condition_failed(exc):
+            return False
+        raise
+    return True
+
+
+def _holds_unit_of(hour: int) -> Any:
+    """The condition for giving back a unit of `hour`'s failures: the item still counts that hour, above zero."""
+    return (LimitItem.hour == hour) & (LimitItem.count > 0)
+
+
 def hour_failures(item: LimitItem | None, hour: int) -> int:
     """The failures a login lock item counts in this hour (0 when its count is of an earlier hour)."""
     if item is None or item.hour is None or int(item.hour) != hour:
@@ -1227,13 +1243,7 @@ def admit_attempt(
     else:
         actions += [LimitItem.hour.set(hour), LimitItem.count.set(1)]  # an earlier hour's count no longer holds
         condition &= LimitItem.hour.does_not_exist() | (LimitItem.hour < hour)  # never wind a later hour back
-    try:
-        LimitItem(key).update(actions=actions, condition=condition)
-    except UpdateError as exc:
-        if _condition_failed(exc):
-            return False
-        raise
-    return True
+    return _update_limit(key, actions, condition)
 
 
 def settle_attempt(key: str, hour: int | None) -> None:
@@ -1243,49 +1253,27 @@ def settle_attempt(key: str, hour: int | None) -> None:
     the hour turned (or an operator cleared the item) since the admission, and
     then nothing is given back.  The item stays for the hour's count."""
     cleared = [LimitItem.attempts.remove(), LimitItem.locked_until.remove(), LimitItem.lock_level.remove()]
-    if hour is not None:
-        try:
-            LimitItem(key).update(actions=[*cleared, LimitItem.count.add(-1)], condition=(LimitItem.hour == hour) & (LimitItem.count > 0))
-            return
-        except UpdateError as exc:
-            if not _condition_failed(exc):
-                raise
-    try:
-        LimitItem(key).update(actions=cleared, condition=LimitItem.pk.exists())  # never creates an item
-    except UpdateError as exc:
-        if not _condition_failed(exc):
-            raise
+    if hour is not None and _update_limit(key, [*cleared, LimitItem.count.add(-1)], _holds_unit_of(hour)):
+        return
+    _update_limit(key, cleared, LimitItem.pk.exists())  # never creates an item
 
 
 def give_back_attempt(key: str, hour: int) -> None:
     """An admitted attempt was no failure, but its lockout state stays (a right
     password before the second step): only its unit of the hour's failures goes back."""
-    try:
-        LimitItem(key).update(actions=[LimitItem.count.add(-1)], condition=(LimitItem.hour == hour) & (LimitItem.count > 0))
-    except UpdateError as exc:
-        if not _condition_failed(exc):
-            raise
+    _update_limit(key, [LimitItem.count.add(-1)], _holds_unit_of(hour))
 
 
 def count_login_failure(key: str, hour: int, ttl_seconds: int) -> None:
     """Count a failure that went through no admission (a passkey step refused
     for its sign-in token) among this hour's failures."""
+    new_hour = [LimitItem.hour.set(hour), LimitItem.count.set(1), LimitItem.ttl.set(_ttl(ttl_seconds))]
     for _ in range(5):
-        try:  # into the item's hour when it is this one (or a later one, on a clock a little ahead)
-            LimitItem(key).update(actions=[LimitItem.count.add(1)], condition=LimitItem.hour >= hour)
+        # Into the item's hour when it is this one (or a later one, on a clock a little ahead), else a new hour's count.
+        if _update_limit(key, [LimitItem.count.add(1)], LimitItem.hour >= hour):
             return
-        except UpdateError as exc:
-            if not _condition_failed(exc):
-                raise
-        try:
-            LimitItem(key).update(
-                actions=[LimitItem.hour.set(hour), LimitItem.count.set(1), LimitItem.ttl.set(_ttl(ttl_seconds))],
-                condition=LimitItem.hour.does_not_exist() | (LimitItem.hour < hour),
-            )
+        if _update_limit(key, new_hour, LimitItem.hour.does_not_exist() | (LimitItem.hour < hour)):
             return
-        except UpdateError as exc:
-            if not _condition_failed(exc):
-                raise
 
 
 def clear_lock(key: str) -> None:
